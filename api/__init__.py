@@ -1,0 +1,1 @@
+"""Luodi's edges: the command line now, the Flask HTTP API later."""

@@ -1,0 +1,108 @@
+"""Ledger entries: the envelope, its canonical bytes, leaf hash and receipt hash.
+
+An entry is ``{"seq", "prev", "time", "kind", "body"}``.  Its canonical bytes
+are RFC 8785 of that envelope, its leaf hash is ``SHA-256(0x00 || canonical)``
+(RFC 9162 §2.1.1) and its receipt hash is the leaf hash in lowercase hex.
+``prev`` is the receipt hash of entry ``seq - 1`` (64 zeros for the genesis).
+
+The envelope's keys sort as body, kind, prev, seq, time, and every value but
+the body is ASCII that RFC 8785 leaves unescaped, so the canonical envelope is
+``{"body":`` + canonical(body) + a fixed tail.  :func:`seal` builds it that way;
+``tests/test_entry.py`` proves it equal to ``rfc8785.dumps`` of the envelope.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import re
+from dataclasses import dataclass
+
+from .canonical import canonical_bytes, parse_json
+from .errors import InvalidEntry
+from .kinds import validate_body
+
+GENESIS_PREV = "0" * 64
+MAX_BODY_BYTES = 64 * 1024
+_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_ENVELOPE_KEYS = {"seq", "prev", "time", "kind", "body"}
+
+
+def format_time(moment: _dt.datetime) -> str:
+    """RFC 3339 UTC with milliseconds and ``Z``: ``2026-11-29T04:31:04.123Z``."""
+    moment = moment.astimezone(_dt.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def utc_now() -> str:
+    return format_time(_dt.datetime.now(_dt.timezone.utc))
+
+
+def check_time(value) -> str:
+    if type(value) is not str or not _TIME.fullmatch(value):
+        raise InvalidEntry(f"time {value!r} is not RFC 3339 UTC with milliseconds and Z")
+    try:
+        _dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ")
+    except ValueError as exc:
+        raise InvalidEntry(f"time {value!r} is not a real date and time") from exc
+    return value
+
+
+def body_bytes(kind: str, body) -> bytes:
+    """Check a body against its kind and the canonical subset; return canonical(body)."""
+    if type(kind) is not str:
+        raise InvalidEntry("entry kind must be a string")
+    validate_body(kind, body)
+    data = canonical_bytes(body)
+    if len(data) > MAX_BODY_BYTES:
+        raise InvalidEntry(f"canonical body is {len(data)} bytes, over the {MAX_BODY_BYTES}-byte limit")
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    seq: int
+    prev: str
+    time: str
+    kind: str
+    body: dict
+    canonical: bytes
+    leaf_hash: bytes
+
+    @property
+    def receipt(self) -> str:
+        """The receipt hash a donor keeps: the leaf hash in lowercase hex."""
+        return self.leaf_hash.hex()
+
+    def envelope(self) -> dict:
+        return {"seq": self.seq, "prev": self.prev, "time": self.time, "kind": self.kind, "body": self.body}
+
+
+def seal(seq: int, prev: str, time: str, kind: str, body: dict, body_canonical: bytes) -> Entry:
+    """Make the entry from a body already checked by :func:`body_bytes`."""
+    canonical = b"".join(
+        (
+            b'{"body":',
+            body_canonical,
+            f',"kind":"{kind}","prev":"{prev}","seq":{seq},"time":"{time}"}}'.encode("ascii"),
+        )
+    )
+    return Entry(seq, prev, time, kind, body, canonical, hashlib.sha256(b"\x00" + canonical).digest())
+
+
+def parse_entry(canonical: bytes) -> Entry:
+    """Rebuild an entry from stored bytes, checking every rule and that the bytes are canonical."""
+    env = parse_json(canonical)
+    if type(env) is not dict or set(env) != _ENVELOPE_KEYS:
+        raise InvalidEntry("envelope must have exactly seq, prev, time, kind and body")
+    seq, prev, time, kind = env["seq"], env["prev"], env["time"], env["kind"]
+    if type(seq) is not int or seq < 0:
+        raise InvalidEntry("seq must be a non-negative integer")
+    if type(prev) is not str or not _HEX64.fullmatch(prev):
+        raise InvalidEntry("prev must be 64 lowercase hex digits")
+    check_time(time)
+    entry = seal(seq, prev, time, kind, env["body"], body_bytes(kind, env["body"]))
+    if entry.canonical != canonical:
+        raise InvalidEntry("stored bytes are not the RFC 8785 canonical form of the entry")
+    return entry

@@ -1,0 +1,107 @@
+"""The one exception tree of Luodi.
+
+Every error the core raises is a :class:`LuodiError`.  Each class carries the
+HTTP status and the RFC 9457 problem ``type`` it maps to, so the HTTP layer
+needs a single handler (``api/``) and the CLI a single ``except``.
+"""
+
+from __future__ import annotations
+
+
+class LuodiError(Exception):
+    """Root of every domain error."""
+
+    status = 500
+    slug = "internal"
+    title = "Internal error"
+
+    def __init__(self, detail: str = "", **extra):
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extra = extra
+
+    @property
+    def type(self) -> str:
+        """The RFC 9457 problem type, a URI reference relative to the service."""
+        return f"/problems/{self.slug}"
+
+    def problem(self) -> dict:
+        """The RFC 9457 problem object (without ``instance``)."""
+        body = {"type": self.type, "title": self.title, "status": self.status, "detail": self.detail}
+        body.update(self.extra)
+        return body
+
+
+class InvalidInput(LuodiError):
+    """Input that is well-formed enough to read but breaks a rule."""
+
+    status = 422
+    slug = "invalid-input"
+    title = "Invalid input"
+
+
+class InvalidEntry(InvalidInput):
+    """An entry envelope or body that the ledger refuses to write."""
+
+    slug = "invalid-entry"
+    title = "Invalid entry"
+
+
+class MalformedNote(LuodiError):
+    """A signed note, key string or checkpoint that does not parse."""
+
+    status = 400
+    slug = "malformed-note"
+    title = "Malformed signed note"
+
+
+class SignatureError(LuodiError):
+    """A signature that does not verify, or a note no trusted key signed."""
+
+    status = 400
+    slug = "bad-signature"
+    title = "Signature verification failed"
+
+
+class ProofError(LuodiError):
+    """A Merkle inclusion or consistency proof that does not verify."""
+
+    status = 400
+    slug = "bad-proof"
+    title = "Proof verification failed"
+
+
+class NotFound(LuodiError):
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class Conflict(LuodiError):
+    status = 409
+    slug = "conflict"
+    title = "Conflict"
+
+
+class InstanceError(LuodiError):
+    """The instance folder, its key or its database is missing or unusable."""
+
+    status = 500
+    slug = "instance"
+    title = "Instance error"
+
+
+class LogCorrupted(LuodiError):
+    """Whole-log verification found a stored entry, node or checkpoint that is wrong.
+
+    ``seq`` is the first bad entry (for a tree node, the last entry it covers;
+    for a checkpoint, its tree size minus one).
+    """
+
+    status = 500
+    slug = "log-corrupted"
+    title = "Log verification failed"
+
+    def __init__(self, seq: int, detail: str):
+        super().__init__(f"seq {seq}: {detail}", seq=seq)
+        self.seq = seq

@@ -1,0 +1,192 @@
+"""The ledger: appends entries in batches and answers with proofs and checkpoints.
+
+Every committed batch is one storage transaction that holds the new entries,
+the Merkle nodes they completed and a checkpoint signed over the new tree
+size, so a reader never sees a tree head the log has not signed.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Iterable
+
+from .canonical import parse_json
+from .checkpoint import Checkpoint, open_checkpoint
+from .entry import GENESIS_PREV, Entry, body_bytes, check_time, parse_entry, seal, utc_now
+from .errors import InvalidEntry, InvalidInput, InstanceError, NotFound
+from .kinds import ALLOCATION_POLICY, HASH_ALGORITHM
+from .merkle import (
+    Frontier,
+    assemble,
+    consistency_plan,
+    inclusion_plan,
+    perfect_nodes,
+    plan_nodes,
+    range_root,
+)
+from .note import Signer, Verifier
+from .storage import Storage
+
+MAX_BATCH = 100_000
+
+
+class Ledger:
+    def __init__(self, storage: Storage, signer: Signer | None = None, clock: Callable[[], str] = utc_now):
+        self.storage = storage
+        self.signer = signer
+        self.clock = clock
+        self._genesis: Entry | None = None
+
+    # -- identity ------------------------------------------------------------
+
+    @classmethod
+    def create(cls, storage: Storage, signer: Signer, **kwargs) -> "Ledger":
+        """Open a ledger, writing its genesis entry if the store is empty."""
+        ledger = cls(storage, signer, **kwargs)
+        if storage.size() == 0:
+            body = {
+                "origin": signer.name,
+                "log_key": signer.verifier.to_string(),
+                "hash": HASH_ALGORITHM,
+                "allocation": ALLOCATION_POLICY,
+            }
+            ledger._append([("genesis", body)], genesis=True)
+        ledger.check_signer()
+        return ledger
+
+    @property
+    def genesis(self) -> Entry:
+        if self._genesis is None:
+            data = self.storage.entry_bytes(0)
+            if data is None:
+                raise InstanceError("the ledger has no genesis entry")
+            self._genesis = parse_entry(data)
+        return self._genesis
+
+    @property
+    def origin(self) -> str:
+        return self.genesis.body["origin"]
+
+    @property
+    def verifier(self) -> Verifier:
+        return Verifier.from_string(self.genesis.body["log_key"])
+
+    def check_signer(self) -> None:
+        if self.signer is not None and self.signer.verifier.to_string() != self.genesis.body["log_key"]:
+            raise InstanceError("the signing key is not the log key named in the genesis entry")
+
+    # -- appending -------------------------------------------------------------
+
+    def append(self, kind: str, body: dict) -> Entry:
+        return self.append_batch([(kind, body)])[0]
+
+    def append_batch(self, items: Iterable[tuple[str, dict]]) -> list[Entry]:
+        """Append entries as one all-or-nothing, durable transaction with a new checkpoint."""
+        items = list(items)
+        if any(kind == "genesis" for kind, _ in items):
+            raise InvalidEntry("only the log itself writes the genesis entry")
+        return self._append(items)
+
+    def _append(self, items: list[tuple[str, dict]], genesis: bool = False) -> list[Entry]:
+        if self.signer is None:
+            raise InstanceError("this ledger was opened without its signing key")
+        if not items:
+            raise InvalidInput("an append batch needs at least one entry")
+        if len(items) > MAX_BATCH:
+            raise InvalidInput(f"an append batch holds at most {MAX_BATCH} entries")
+        checked = []
+        for i, item in enumerate(items):
+            try:
+                kind, body = item
+                checked.append((kind, body, body_bytes(kind, body)))
+            except InvalidEntry as exc:
+                raise InvalidEntry(f"entry {i} of the batch: {exc.detail}") from exc
+            except (TypeError, ValueError) as exc:
+                raise InvalidEntry(f"entry {i} of the batch is not a (kind, body) pair") from exc
+        with self.storage.append_transaction() as txn:
+            size, last_hash, last_bytes = txn.tip()
+            if genesis != (size == 0):
+                raise InvalidEntry("the genesis entry is seq 0 and only seq 0")
+            prev = last_hash.hex() if last_hash else GENESIS_PREV
+            last_time = parse_json(last_bytes)["time"] if last_bytes else ""
+            now = check_time(self.clock())
+            time = max(now, last_time)  # fixed-width RFC 3339: string order is time order
+            frontier = Frontier(size, [h for h in self._frontier(txn, size)])
+            entries, rows, nodes = [], [], []
+            for offset, (kind, body, data) in enumerate(checked):
+                entry = seal(size + offset, prev, time, kind, body, data)
+                entries.append(entry)
+                rows.append((entry.seq, entry.leaf_hash, entry.canonical))
+                nodes.extend(frontier.append(entry.leaf_hash))
+                prev = entry.receipt
+            cp = Checkpoint(self.signer.name, frontier.size, frontier.root())
+            txn.write(rows, nodes, (frontier.size, cp.sign(self.signer)))
+        return entries
+
+    @staticmethod
+    def _frontier(txn, size: int) -> list[bytes]:
+        wanted = perfect_nodes(0, size)
+        found = txn.nodes(wanted)
+        return [found[n] for n in wanted]
+
+    # -- reading ---------------------------------------------------------------
+
+    def size(self) -> int:
+        return self.storage.size()
+
+    def entry(self, seq: int) -> Entry:
+        data = self.storage.entry_bytes(seq) if isinstance(seq, int) and seq >= 0 else None
+        if data is None:
+            raise NotFound(f"no entry with seq {seq}")
+        return parse_entry(data)
+
+    def entry_by_receipt(self, receipt: str) -> Entry:
+        try:
+            leaf = bytes.fromhex(receipt) if isinstance(receipt, str) and len(receipt) == 64 else b""
+        except ValueError:
+            leaf = b""
+        if len(leaf) != 32 or receipt != receipt.lower():
+            raise InvalidInput("a receipt hash is 64 lowercase hex digits")
+        seq = self.storage.seq_of(leaf)
+        if seq is None:
+            raise NotFound(f"no entry with receipt hash {receipt}")
+        entry = self.entry(seq)
+        if not hmac.compare_digest(entry.leaf_hash, leaf):
+            raise NotFound(f"no entry with receipt hash {receipt}")
+        return entry
+
+    def _tree_size(self, size: int | None) -> int:
+        current = self.size()
+        if size is None:
+            return current
+        if not isinstance(size, int) or not 0 <= size <= current:
+            raise NotFound(f"tree size {size} is not between 0 and {current}")
+        return size
+
+    def root(self, size: int | None = None) -> bytes:
+        size = self._tree_size(size)
+        return range_root(size, self.storage.nodes(perfect_nodes(0, size)))
+
+    def checkpoint(self, size: int | None = None) -> str:
+        """The signed checkpoint note at ``size`` (a batch boundary), or the latest."""
+        found = self.storage.checkpoint(size)
+        if found is None:
+            raise NotFound("no checkpoint" if size is None else f"no checkpoint at tree size {size}")
+        return found[1]
+
+    def latest_checkpoint(self) -> Checkpoint:
+        return open_checkpoint(self.checkpoint(), self.verifier)
+
+    def inclusion_proof(self, seq: int, size: int | None = None) -> list[bytes]:
+        size = self._tree_size(size)
+        if not isinstance(seq, int) or not 0 <= seq < size:
+            raise NotFound(f"seq {seq} is not in a tree of size {size}")
+        plan = inclusion_plan(seq, size)
+        return assemble(plan, self.storage.nodes(plan_nodes(plan)))
+
+    def consistency_proof(self, size1: int, size2: int | None = None) -> list[bytes]:
+        size2 = self._tree_size(size2)
+        if not isinstance(size1, int) or not 0 < size1 <= size2:
+            raise NotFound(f"no consistency proof from size {size1} to size {size2}")
+        plan = consistency_plan(size1, size2)
+        return assemble(plan, self.storage.nodes(plan_nodes(plan)))

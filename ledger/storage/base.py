@@ -1,0 +1,84 @@
+"""The storage interface the ledger core is written against.
+
+SQLite (:mod:`ledger.storage.sqlite`) is the embedded default; a server
+database later implements the same methods.  A store keeps three append-only
+collections: entries (seq, leaf hash, canonical bytes), the perfect Merkle
+nodes above the leaves, and signed checkpoints, one per committed batch.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+
+from ..merkle import Node
+
+
+class AppendTransaction(ABC):
+    """Holds the log's append lock from the read of the tip to the commit."""
+
+    @abstractmethod
+    def tip(self) -> tuple[int, bytes | None, bytes | None]:
+        """(size, leaf hash of the last entry, canonical bytes of the last entry)."""
+
+    @abstractmethod
+    def nodes(self, wanted: Iterable[Node]) -> dict[Node, bytes]:
+        """Perfect nodes, read inside the transaction."""
+
+    @abstractmethod
+    def write(
+        self,
+        entries: list[tuple[int, bytes, bytes]],
+        nodes: list[tuple[int, int, bytes]],
+        checkpoint: tuple[int, str],
+    ) -> None:
+        """Stage entries (seq, leaf hash, canonical), nodes (level, index, hash)
+        and the checkpoint (tree size, signed note).  They are durable only when
+        the transaction's context exits without an exception."""
+
+
+class Storage(ABC):
+    @abstractmethod
+    def append_transaction(self) -> AbstractContextManager[AppendTransaction]:
+        """Serialise appends across threads and processes; commit durably on exit."""
+
+    @abstractmethod
+    def snapshot(self) -> AbstractContextManager[None]:
+        """Make the reads inside the block see one consistent state."""
+
+    @abstractmethod
+    def size(self) -> int: ...
+
+    @abstractmethod
+    def entry_bytes(self, seq: int) -> bytes | None: ...
+
+    @abstractmethod
+    def seq_of(self, leaf_hash: bytes) -> int | None: ...
+
+    @abstractmethod
+    def nodes(self, wanted: Iterable[Node]) -> dict[Node, bytes]:
+        """Fetch perfect nodes (level 0 is the leaf hashes) in one round trip.
+
+        Raises :class:`ledger.errors.NotFound` if any is missing."""
+
+    @abstractmethod
+    def checkpoint(self, size: int | None = None) -> tuple[int, str] | None:
+        """The checkpoint at ``size``, or the latest one."""
+
+    @abstractmethod
+    def iter_entries(self, start: int = 0) -> Iterator[tuple[int, bytes, bytes]]: ...
+
+    @abstractmethod
+    def iter_level(self, level: int) -> Iterator[tuple[int, bytes]]:
+        """Stored nodes of one level >= 1, as (index, hash) in index order."""
+
+    @abstractmethod
+    def iter_checkpoints(self) -> Iterator[tuple[int, str]]: ...
+
+    @abstractmethod
+    def node_count(self) -> int:
+        """Stored nodes above the leaves."""
+
+    @abstractmethod
+    def close(self) -> None: ...
