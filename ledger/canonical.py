@@ -122,15 +122,19 @@ def _no_duplicates(pairs):
     return obj
 
 
-def parse_json(data: bytes | str):
-    """Parse JSON strictly: no floats, NaN or Infinity, no duplicate keys."""
+_strict = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
+_lenient = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_constant)
+
+
+def parse_json(data: bytes | str, *, allow_duplicates: bool = False):
+    """Parse JSON strictly: no floats, NaN or Infinity, and no duplicate keys.
+
+    ``allow_duplicates`` skips the duplicate-key check for callers that compare
+    the bytes with their canonical re-encoding anyway (which then differs).
+    """
     try:
-        return json.loads(
-            data,
-            parse_float=_no_float,
-            parse_constant=_no_constant,
-            object_pairs_hook=_no_duplicates,
-        )
+        text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
+        return (_lenient if allow_duplicates else _strict).decode(text)
     except UnicodeDecodeError as exc:
         raise InvalidEntry(f"not valid UTF-8: {exc.reason}") from exc
     except json.JSONDecodeError as exc:

@@ -28,6 +28,10 @@ from .note import Signer, Verifier
 from .storage import Storage
 
 MAX_BATCH = 100_000
+# Tree nodes never change, so the upper levels (few, and in almost every proof)
+# are kept in memory; the lower levels are read from storage.
+CACHE_MIN_LEVEL = 6
+CACHE_MAX_NODES = 1 << 17
 
 
 class Ledger:
@@ -36,6 +40,8 @@ class Ledger:
         self.signer = signer
         self.clock = clock
         self._genesis: Entry | None = None
+        self._known_size = 0  # the log only grows, so sizes up to this need no query
+        self._node_cache: dict = {}
 
     # -- identity ------------------------------------------------------------
 
@@ -111,16 +117,17 @@ class Ledger:
             last_time = parse_json(last_bytes)["time"] if last_bytes else ""
             now = check_time(self.clock())
             time = max(now, last_time)  # fixed-width RFC 3339: string order is time order
-            frontier = Frontier(size, [h for h in self._frontier(txn, size)])
-            entries, rows, nodes = [], [], []
-            for offset, (kind, body, data) in enumerate(checked):
-                entry = seal(size + offset, prev, time, kind, body, data)
+            frontier = Frontier(size, self._frontier(txn, size))
+            append_leaf = frontier.append
+            entries, rows = [], []
+            for seq, (kind, body, data) in enumerate(checked, start=size):
+                entry = seal(seq, prev, time, kind, body, data)
                 entries.append(entry)
-                rows.append((entry.seq, entry.leaf_hash, entry.canonical))
-                nodes.extend(frontier.append(entry.leaf_hash))
-                prev = entry.receipt
+                made = append_leaf(entry.leaf_hash)
+                rows.append((seq, entry.leaf_hash, b"".join([m[2] for m in made]), entry.canonical))
+                prev = entry.leaf_hash.hex()
             cp = Checkpoint(self.signer.name, frontier.size, frontier.root())
-            txn.write(rows, nodes, (frontier.size, cp.sign(self.signer)))
+            txn.write(rows, (frontier.size, cp.sign(self.signer)))
         return entries
 
     @staticmethod
@@ -156,16 +163,38 @@ class Ledger:
         return entry
 
     def _tree_size(self, size: int | None) -> int:
-        current = self.size()
+        if size is not None and isinstance(size, int) and 0 <= size <= self._known_size:
+            return size
+        current = self._known_size = self.size()
         if size is None:
             return current
         if not isinstance(size, int) or not 0 <= size <= current:
             raise NotFound(f"tree size {size} is not between 0 and {current}")
         return size
 
+    def _nodes(self, wanted) -> dict:
+        """Perfect nodes by (level, index): upper levels from memory, the rest in one query."""
+        cache = self._node_cache
+        hit, missing = {}, []
+        for node in wanted:
+            h = cache.get(node)
+            if h is None:
+                missing.append(node)
+            else:
+                hit[node] = h
+        if missing:
+            found = self.storage.nodes(missing)
+            if len(cache) > CACHE_MAX_NODES:
+                cache.clear()
+            for node, h in found.items():
+                if node[0] >= CACHE_MIN_LEVEL:
+                    cache[node] = h
+            hit.update(found)
+        return hit
+
     def root(self, size: int | None = None) -> bytes:
         size = self._tree_size(size)
-        return range_root(size, self.storage.nodes(perfect_nodes(0, size)))
+        return range_root(size, self._nodes(perfect_nodes(0, size)))
 
     def checkpoint(self, size: int | None = None) -> str:
         """The signed checkpoint note at ``size`` (a batch boundary), or the latest."""
@@ -182,11 +211,11 @@ class Ledger:
         if not isinstance(seq, int) or not 0 <= seq < size:
             raise NotFound(f"seq {seq} is not in a tree of size {size}")
         plan = inclusion_plan(seq, size)
-        return assemble(plan, self.storage.nodes(plan_nodes(plan)))
+        return assemble(plan, self._nodes(plan_nodes(plan)))
 
     def consistency_proof(self, size1: int, size2: int | None = None) -> list[bytes]:
         size2 = self._tree_size(size2)
         if not isinstance(size1, int) or not 0 < size1 <= size2:
             raise NotFound(f"no consistency proof from size {size1} to size {size2}")
         plan = consistency_plan(size1, size2)
-        return assemble(plan, self.storage.nodes(plan_nodes(plan)))
+        return assemble(plan, self._nodes(plan_nodes(plan)))

@@ -118,21 +118,31 @@ class Frontier:
 
 
 def inclusion_plan(index: int, size: int) -> list[list[Node]]:
-    """PATH(index, D[size]) of RFC 9162 §2.1.3.1 as ranges of perfect nodes, bottom up."""
+    """PATH(index, D[size]) of RFC 9162 §2.1.3.1 as ranges of perfect nodes, bottom up.
+
+    Below level ``inner`` (where the paths to ``index`` and to ``size - 1`` meet)
+    the proof holds the siblings of the path, all perfect but the topmost one,
+    which may be the ragged right edge; above it, the left siblings on the
+    border.  This is the same path as the RFC's recursion, computed directly.
+    """
     if not 0 <= index < size:
         raise ProofError(f"index {index} is not below tree size {size}")
-    ranges = []
-    lo, hi = 0, size
-    while hi - lo > 1:
-        k = _split(hi - lo)
-        if index < lo + k:
-            ranges.append(perfect_nodes(lo + k, hi))
-            hi = lo + k
-        else:
-            ranges.append(perfect_nodes(lo, lo + k))
-            lo += k
-    ranges.reverse()
-    return ranges
+    inner = (index ^ (size - 1)).bit_length()
+    # Below level inner - 1 every sibling lies left of size - 1's subtree: perfect.
+    plan = [[(level, (index >> level) ^ 1)] for level in range(inner - 1)]
+    if inner:
+        level = inner - 1
+        sibling = (index >> level) ^ 1
+        lo = sibling << level
+        plan.append([(level, sibling)] if lo + (1 << level) <= size else perfect_nodes(lo, size))
+    rest = index >> inner
+    level = inner
+    while rest:
+        if rest & 1:
+            plan.append([(level, rest ^ 1)])
+        rest >>= 1
+        level += 1
+    return plan
 
 
 def consistency_plan(size1: int, size2: int) -> list[list[Node]]:

@@ -1,7 +1,11 @@
-"""The append-only log: entries, Merkle nodes and signed checkpoints.
+"""The append-only log: entries (with the Merkle nodes they complete) and signed checkpoints.
 
-Triggers refuse UPDATE and DELETE on all three tables, and refuse an entry
-whose seq is not the next one, so even a raw SQL client cannot rewrite history
+``tree`` holds the hashes of the perfect subtrees whose last leaf is this
+entry, levels 1, 2, ... in order (32 bytes each; empty for an even seq), so
+every node of the tree is stored exactly once, in the row that completed it.
+
+Triggers refuse UPDATE and DELETE on both tables, and refuse an entry whose
+seq is not the next one, so even a raw SQL client cannot rewrite history
 without first dropping them (which whole-log verification then exposes).
 """
 
@@ -9,12 +13,8 @@ STATEMENTS = [
     """CREATE TABLE entries (
         seq INTEGER PRIMARY KEY,
         leaf_hash BLOB NOT NULL UNIQUE CHECK (length(leaf_hash) = 32),
+        tree BLOB NOT NULL CHECK (length(tree) % 32 = 0),
         canonical BLOB NOT NULL
-    )""",
-    # Perfect subtrees above the leaves: id = level << 40 | index, level >= 1.
-    """CREATE TABLE nodes (
-        id INTEGER PRIMARY KEY,
-        hash BLOB NOT NULL CHECK (length(hash) = 32)
     )""",
     """CREATE TABLE checkpoints (
         tree_size INTEGER PRIMARY KEY,
@@ -24,7 +24,7 @@ STATEMENTS = [
        WHEN NEW.seq IS NOT (SELECT coalesce(max(seq), -1) + 1 FROM entries)
        BEGIN SELECT RAISE(ABORT, 'entries are appended in seq order without gaps'); END""",
 ]
-for table in ("entries", "nodes", "checkpoints"):
+for table in ("entries", "checkpoints"):
     for op in ("UPDATE", "DELETE"):
         STATEMENTS.append(
             f"""CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table}

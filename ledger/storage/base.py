@@ -1,9 +1,11 @@
 """The storage interface the ledger core is written against.
 
 SQLite (:mod:`ledger.storage.sqlite`) is the embedded default; a server
-database later implements the same methods.  A store keeps three append-only
-collections: entries (seq, leaf hash, canonical bytes), the perfect Merkle
-nodes above the leaves, and signed checkpoints, one per committed batch.
+database later implements the same methods.  A store keeps two append-only
+collections: entries, as rows ``(seq, leaf hash, tree, canonical bytes)``,
+and signed checkpoints, one per committed batch.  ``tree`` is the hashes of
+the perfect Merkle subtrees that the entry completes (levels 1, 2, ...), so
+the node ``(level, index)`` lives in the row ``seq = ((index + 1) << level) - 1``.
 """
 
 from __future__ import annotations
@@ -29,13 +31,12 @@ class AppendTransaction(ABC):
     @abstractmethod
     def write(
         self,
-        entries: list[tuple[int, bytes, bytes]],
-        nodes: list[tuple[int, int, bytes]],
+        entries: list[tuple[int, bytes, bytes, bytes]],
         checkpoint: tuple[int, str],
     ) -> None:
-        """Stage entries (seq, leaf hash, canonical), nodes (level, index, hash)
-        and the checkpoint (tree size, signed note).  They are durable only when
-        the transaction's context exits without an exception."""
+        """Stage entries (seq, leaf hash, tree, canonical) and the checkpoint
+        (tree size, signed note).  They are durable only when the transaction's
+        context exits without an exception."""
 
 
 class Storage(ABC):
@@ -67,18 +68,11 @@ class Storage(ABC):
         """The checkpoint at ``size``, or the latest one."""
 
     @abstractmethod
-    def iter_entries(self, start: int = 0) -> Iterator[tuple[int, bytes, bytes]]: ...
-
-    @abstractmethod
-    def iter_level(self, level: int) -> Iterator[tuple[int, bytes]]:
-        """Stored nodes of one level >= 1, as (index, hash) in index order."""
+    def iter_entries(self, start: int = 0) -> Iterator[tuple[int, bytes, bytes, bytes]]:
+        """Rows (seq, leaf hash, tree, canonical) in seq order."""
 
     @abstractmethod
     def iter_checkpoints(self) -> Iterator[tuple[int, str]]: ...
-
-    @abstractmethod
-    def node_count(self) -> int:
-        """Stored nodes above the leaves."""
 
     @abstractmethod
     def close(self) -> None: ...

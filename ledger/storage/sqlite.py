@@ -1,8 +1,9 @@
-"""SQLite storage: WAL mode, ``synchronous=FULL``, append lock via BEGIN IMMEDIATE.
+"""SQLite storage: WAL mode, ``synchronous=FULL``, the append lock is BEGIN IMMEDIATE.
 
-Node ids pack ``(level, index)`` as ``level << 40 | index`` in an INTEGER
-PRIMARY KEY, so a proof's nodes come back from one indexed ``IN`` query; level
-0 (the leaf hashes) is read from the entries table in the same statement.
+Each entry row carries the Merkle nodes it completed (see
+:mod:`ledger.storage.base`), so an append writes one row per entry and a
+proof's nodes, leaves included, come back from one ``seq IN (...)`` query on
+the primary key.
 """
 
 from __future__ import annotations
@@ -21,42 +22,47 @@ from ..errors import InstanceError, NotFound
 from ..merkle import Node
 from .base import AppendTransaction, Storage
 
-LEVEL_SHIFT = 40
 BUSY_TIMEOUT_MS = 60_000
-
-
-def node_id(level: int, index: int) -> int:
-    return (level << LEVEL_SHIFT) | index
+_sql_cache: dict[int, str] = {}
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-    if mode.lower() != "wal" and str(path) != ":memory:":
+    if mode.lower() != "wal":
+        conn.close()
         raise InstanceError(f"could not put {path} in WAL mode (got {mode})")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA cache_size = -65536")
     return conn
 
 
+def _rows_sql(n: int) -> str:
+    sql = _sql_cache.get(n)
+    if sql is None:
+        sql = _sql_cache[n] = f"SELECT seq, leaf_hash, tree FROM entries WHERE seq IN ({','.join('?' * n)})"
+    return sql
+
+
 def _fetch_nodes(conn: sqlite3.Connection, wanted: Iterable[Node]) -> dict[Node, bytes]:
-    leaves, upper = [], []
-    for level, index in wanted:
-        (upper if level else leaves).append(node_id(level, index))
-    if not leaves and not upper:
+    wanted = list(wanted)
+    if not wanted:
         return {}
-    parts, args = [], []
-    if upper:
-        parts.append(f"SELECT id, hash FROM nodes WHERE id IN ({','.join('?' * len(upper))})")
-        args += upper
-    if leaves:
-        parts.append(f"SELECT seq, leaf_hash FROM entries WHERE seq IN ({','.join('?' * len(leaves))})")
-        args += leaves
-    mask = (1 << LEVEL_SHIFT) - 1
-    found = {(i >> LEVEL_SHIFT, i & mask): h for i, h in conn.execute(" UNION ALL ".join(parts), args)}
-    if len(found) != len(leaves) + len(upper):
-        raise NotFound("the tree does not have every node asked for")
+    seqs = list({((index + 1) << level) - 1 for level, index in wanted})
+    rows = {seq: (leaf, tree) for seq, leaf, tree in conn.execute(_rows_sql(len(seqs)), seqs)}
+    found = {}
+    for level, index in wanted:
+        row = rows.get(((index + 1) << level) - 1)
+        if row is None:
+            raise NotFound(f"the tree has no node (level {level}, index {index})")
+        if level == 0:
+            found[(0, index)] = row[0]
+        else:
+            h = row[1][32 * (level - 1) : 32 * level]
+            if len(h) != 32:
+                raise NotFound(f"the tree has no node (level {level}, index {index})")
+            found[(level, index)] = h
     return found
 
 
@@ -73,14 +79,9 @@ class _SQLiteAppend(AppendTransaction):
     def nodes(self, wanted):
         return _fetch_nodes(self.conn, wanted)
 
-    def write(self, entries, nodes, checkpoint):
-        c = self.conn
-        c.executemany("INSERT INTO entries (seq, leaf_hash, canonical) VALUES (?, ?, ?)", entries)
-        c.executemany(
-            "INSERT INTO nodes (id, hash) VALUES (?, ?)",
-            [((level << LEVEL_SHIFT) | index, h) for level, index, h in nodes],
-        )
-        c.execute("INSERT INTO checkpoints (tree_size, note) VALUES (?, ?)", checkpoint)
+    def write(self, entries, checkpoint):
+        self.conn.executemany("INSERT INTO entries (seq, leaf_hash, tree, canonical) VALUES (?, ?, ?, ?)", entries)
+        self.conn.execute("INSERT INTO checkpoints (tree_size, note) VALUES (?, ?)", checkpoint)
 
 
 class SQLiteStorage(Storage):
@@ -97,6 +98,7 @@ class SQLiteStorage(Storage):
         if upgrade:
             self.migrations_applied = self.upgrade()
         elif migrations.load().pending(self.db):
+            self.conn.close()
             raise InstanceError(f"database {self.path} needs migrations: run 'luodi db upgrade'")
 
     def upgrade(self) -> list[str]:
@@ -123,7 +125,7 @@ class SQLiteStorage(Storage):
                 return
             self.conn.execute("BEGIN")
             try:
-                # A read makes SQLite take the WAL snapshot now.
+                # The first read pins the WAL snapshot for the whole block.
                 self.conn.execute("SELECT 1 FROM entries LIMIT 1").fetchall()
                 yield
             finally:
@@ -152,24 +154,17 @@ class SQLiteStorage(Storage):
         row = self.conn.execute(sql, args).fetchone()
         return None if row is None else (row[0], row[1])
 
-    def iter_entries(self, start: int = 0) -> Iterator[tuple[int, bytes, bytes]]:
-        cur = self.conn.execute("SELECT seq, leaf_hash, canonical FROM entries WHERE seq >= ? ORDER BY seq", (start,))
+    def iter_entries(self, start: int = 0) -> Iterator[tuple[int, bytes, bytes, bytes]]:
+        cur = self.conn.execute(
+            "SELECT seq, leaf_hash, tree, canonical FROM entries WHERE seq >= ? ORDER BY seq", (start,)
+        )
         while rows := cur.fetchmany(4096):
             yield from rows
 
-    def iter_level(self, level: int) -> Iterator[tuple[int, bytes]]:
-        lo = level << LEVEL_SHIFT
-        cur = self.conn.execute(
-            "SELECT id - ?, hash FROM nodes WHERE id >= ? AND id < ? ORDER BY id", (lo, lo, lo + (1 << LEVEL_SHIFT))
-        )
-        while rows := cur.fetchmany(1024):
-            yield from rows
-
     def iter_checkpoints(self):
-        yield from self.conn.execute("SELECT tree_size, note FROM checkpoints ORDER BY tree_size")
-
-    def node_count(self) -> int:
-        return self.conn.execute("SELECT count(*) FROM nodes").fetchone()[0]
+        cur = self.conn.execute("SELECT tree_size, note FROM checkpoints ORDER BY tree_size")
+        while rows := cur.fetchmany(256):
+            yield from rows
 
     def close(self) -> None:
         self.conn.close()

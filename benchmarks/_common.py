@@ -1,0 +1,65 @@
+"""Shared pieces of the benchmark scripts: fixtures, timing and a fresh ledger."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from ledger import Ledger
+from ledger.note import Signer
+from ledger.storage import SQLiteStorage
+
+CAMPAIGNS = ["99 Giving Day matching", "rural online teaching", "livestream farm produce", "winter relief"]
+
+
+def items(n: int, start: int = 0, seed: int = 7) -> list[tuple[str, dict]]:
+    """Donation-sized 'note' entries (about 230 canonical bytes each)."""
+    rng = random.Random(seed + start)
+    return [
+        (
+            "note",
+            {
+                "text": f"donation {start + i}: {rng.randint(1, 99999)}.{rng.randint(0, 99):02d} CNY to "
+                f"{rng.choice(CAMPAIGNS)} via wechat, receipt {rng.getrandbits(64):016x}"
+            },
+        )
+        for i in range(n)
+    ]
+
+
+@contextmanager
+def workdir():
+    path = Path(tempfile.mkdtemp(prefix="luodi-bench-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def new_ledger(path: Path) -> Ledger:
+    return Ledger.create(SQLiteStorage(path, upgrade=True), Signer.generate("bench.luodi.example/log"))
+
+
+def fill(ledger: Ledger, n: int, batch: int = 10_000) -> None:
+    done = ledger.size() - 1
+    while done < n:
+        k = min(batch, n - done)
+        ledger.append_batch(items(k, start=done))
+        done += k
+
+
+class Timer:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
+
+
+def row(*cells) -> None:
+    print(" | ".join(str(c) for c in cells))
