@@ -63,3 +63,22 @@ class Timer:
 
 def row(*cells) -> None:
     print(" | ".join(str(c) for c in cells))
+
+
+OUT = Path(__file__).resolve().parent / "out"
+
+
+def cached_ledger_path(n: int) -> Path:
+    """A ledger of n entries (plus genesis) under benchmarks/out/, built once and reused."""
+    OUT.mkdir(exist_ok=True)
+    path = OUT / f"ledger-{n}.sqlite"
+    if not path.exists():
+        tmp = OUT / f"ledger-{n}.building.sqlite"
+        for p in OUT.glob(f"ledger-{n}.building.sqlite*"):
+            p.unlink()
+        ledger = new_ledger(tmp)
+        fill(ledger, n)
+        ledger.storage.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        ledger.storage.close()
+        tmp.rename(path)
+    return path

@@ -45,8 +45,11 @@ class Storage(ABC):
         """Serialise appends across threads and processes; commit durably on exit."""
 
     @abstractmethod
-    def snapshot(self) -> AbstractContextManager[None]:
-        """Make the reads inside the block see one consistent state."""
+    def snapshot(self, streaming: bool = False) -> AbstractContextManager[None]:
+        """Make the reads inside the block see one consistent state.
+
+        ``streaming`` says the block scans the whole log once, so caching what
+        it reads would only grow memory."""
 
     @abstractmethod
     def size(self) -> int: ...

@@ -23,6 +23,8 @@ from ..merkle import Node
 from .base import AppendTransaction, Storage
 
 BUSY_TIMEOUT_MS = 60_000
+CACHE_KIB = 65536
+STREAM_CACHE_KIB = 2048
 _sql_cache: dict[int, str] = {}
 
 
@@ -34,7 +36,7 @@ def connect(path: str | Path) -> sqlite3.Connection:
         conn.close()
         raise InstanceError(f"could not put {path} in WAL mode (got {mode})")
     conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA cache_size = -65536")
+    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     return conn
 
 
@@ -118,11 +120,13 @@ class SQLiteStorage(Storage):
                 self.conn.execute("COMMIT")
 
     @contextmanager
-    def snapshot(self):
+    def snapshot(self, streaming: bool = False):
         with self._lock:
             if self.conn.in_transaction:
                 yield
                 return
+            if streaming:
+                self.conn.execute(f"PRAGMA cache_size = -{STREAM_CACHE_KIB}")
             self.conn.execute("BEGIN")
             try:
                 # The first read pins the WAL snapshot for the whole block.
@@ -130,6 +134,8 @@ class SQLiteStorage(Storage):
                 yield
             finally:
                 self.conn.execute("ROLLBACK")
+                if streaming:
+                    self.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
 
     def size(self) -> int:
         row = self.conn.execute("SELECT max(seq) FROM entries").fetchone()
