@@ -69,7 +69,9 @@ def upgrade(instance):
 
 @main.command()
 @instance_option
-@click.option("--entries", default=300, show_default=True, type=click.IntRange(1, 1_000_000))
+@click.option(
+    "--entries", default=300, show_default=True, type=click.IntRange(1, 1_000_000), help="How many demo entries to seed."
+)
 def demo(instance, entries):
     """Initialise the instance if needed, seed demo entries into an empty log, print a summary."""
     ledger = inst.init_instance(instance).ledger

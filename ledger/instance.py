@@ -70,13 +70,23 @@ def init_instance(instance: str | Path, origin: str | None = None) -> InitResult
             check_name(origin)
         except MalformedNote as exc:
             raise InstanceError(f"origin {origin!r}: {exc.detail}") from exc
-    root.mkdir(mode=0o700, parents=True, exist_ok=True)
     created = not key_path.exists()
+    if created and db_path.exists():
+        storage = SQLiteStorage(db_path, upgrade=True)
+        has_log = storage.size() > 0
+        storage.close()
+        if has_log:
+            raise InstanceError(f"{db_path} holds a log but its key {key_path} is missing: restore the key")
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
     signer = create_key(key_path, origin or DEFAULT_ORIGIN) if created else load_key(key_path)
     if origin is not None and signer.name != origin:
         raise InstanceError(f"this instance's log is {signer.name!r}, not {origin!r}")
     storage = SQLiteStorage(db_path, upgrade=True)
-    ledger = Ledger.create(storage, signer)
+    try:
+        ledger = Ledger.create(storage, signer)
+    except BaseException:
+        storage.close()
+        raise
     return InitResult(ledger, created, storage.migrations_applied)
 
 

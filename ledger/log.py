@@ -88,10 +88,7 @@ class Ledger:
 
     def append_batch(self, items: Iterable[tuple[str, dict]]) -> list[Entry]:
         """Append entries as one all-or-nothing, durable transaction with a new checkpoint."""
-        items = list(items)
-        if any(kind == "genesis" for kind, _ in items):
-            raise InvalidEntry("only the log itself writes the genesis entry")
-        return self._append(items)
+        return self._append(list(items))
 
     def _append(self, items: list[tuple[str, dict]], genesis: bool = False) -> list[Entry]:
         if self.signer is None:
@@ -104,6 +101,8 @@ class Ledger:
         for i, item in enumerate(items):
             try:
                 kind, body = item
+                if kind == "genesis" and not genesis:
+                    raise InvalidEntry("only the log itself writes the genesis entry")
                 checked.append((kind, body, body_bytes(kind, body)))
             except InvalidEntry as exc:
                 raise InvalidEntry(f"entry {i} of the batch: {exc.detail}") from exc

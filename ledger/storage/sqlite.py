@@ -30,8 +30,12 @@ _sql_cache: dict[int, str] = {}
 
 def connect(path: str | Path) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise InstanceError(f"{path} is not a usable SQLite database: {exc}") from exc
     if mode.lower() != "wal":
         conn.close()
         raise InstanceError(f"could not put {path} in WAL mode (got {mode})")
@@ -97,11 +101,14 @@ class SQLiteStorage(Storage):
         self.db = sqlite_utils.Database(self.conn)
         self._lock = threading.RLock()
         self.migrations_applied: list[str] = []
-        if upgrade:
-            self.migrations_applied = self.upgrade()
-        elif migrations.load().pending(self.db):
+        try:
+            if upgrade:
+                self.migrations_applied = self.upgrade()
+            elif migrations.load().pending(self.db):
+                raise InstanceError(f"database {self.path} needs migrations: run 'luodi db upgrade'")
+        except BaseException:
             self.conn.close()
-            raise InstanceError(f"database {self.path} needs migrations: run 'luodi db upgrade'")
+            raise
 
     def upgrade(self) -> list[str]:
         with self._lock:
