@@ -139,3 +139,7 @@ def parse_json(data: bytes | str, *, allow_duplicates: bool = False):
         raise InvalidEntry(f"not valid UTF-8: {exc.reason}") from exc
     except json.JSONDecodeError as exc:
         raise InvalidEntry(f"not valid JSON: {exc.msg} at position {exc.pos}") from exc
+    except RecursionError as exc:
+        raise InvalidEntry("JSON is nested too deeply") from exc
+    except ValueError as exc:  # e.g. an integer literal past Python's digit limit
+        raise InvalidEntry(f"not acceptable JSON: {exc}") from exc

@@ -8,14 +8,13 @@ Ed25519 key, whose name is the origin.
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 import re
 from dataclasses import dataclass
 
 from .errors import MalformedNote, SignatureError
 from .merkle import HASH_SIZE
-from .note import Signer, Verifier, open_note, sign_note
+from .note import Signer, Verifier, b64decode_strict, open_note, sign_note
 
 _SIZE = re.compile(r"0|[1-9][0-9]{0,19}")
 
@@ -57,10 +56,9 @@ def parse_checkpoint(text: str) -> Checkpoint:
     origin, size, root64, *ext = lines
     if not _SIZE.fullmatch(size):
         raise MalformedNote(f"checkpoint size {size!r} is not a decimal without leading zeros")
-    try:
-        root = base64.b64decode(root64.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError) as exc:
-        raise MalformedNote("checkpoint root is not valid base64") from exc
+    root = b64decode_strict(root64, "checkpoint root")
+    if int(size) >= 1 << 64:
+        raise MalformedNote("checkpoint size does not fit in 64 bits")
     return Checkpoint(origin, int(size), root, tuple(ext))
 
 

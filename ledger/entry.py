@@ -18,21 +18,24 @@ import hashlib
 import re
 from typing import NamedTuple
 
-from .canonical import canonical_bytes, parse_json
+from .canonical import INT_MAX, canonical_bytes, parse_json
 from .errors import InvalidEntry
 from .kinds import validate_body
 
 GENESIS_PREV = "0" * 64
 MAX_BODY_BYTES = 64 * 1024
-_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _ENVELOPE_KEYS = {"seq", "prev", "time", "kind", "body"}
 
 
 def format_time(moment: _dt.datetime) -> str:
     """RFC 3339 UTC with milliseconds and ``Z``: ``2026-11-29T04:31:04.123Z``."""
-    moment = moment.astimezone(_dt.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    m = moment.astimezone(_dt.timezone.utc)
+    return (
+        f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}."
+        f"{m.microsecond // 1000:03d}Z"
+    )
 
 
 def utc_now() -> str:
@@ -122,8 +125,8 @@ def parse_entry(canonical: bytes) -> Entry:
     if type(env) is not dict or set(env) != _ENVELOPE_KEYS:
         raise InvalidEntry("envelope must have exactly seq, prev, time, kind and body")
     seq, prev, time, kind = env["seq"], env["prev"], env["time"], env["kind"]
-    if type(seq) is not int or seq < 0:
-        raise InvalidEntry("seq must be a non-negative integer")
+    if type(seq) is not int or not 0 <= seq <= INT_MAX:
+        raise InvalidEntry("seq must be an integer from 0 to 2^53-1")
     if type(prev) is not str or not _HEX64.fullmatch(prev):
         raise InvalidEntry("prev must be 64 lowercase hex digits")
     check_time(time)

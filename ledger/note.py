@@ -41,11 +41,19 @@ def key_id(name: str, public_key: bytes) -> bytes:
     return hashlib.sha256(name.encode() + b"\n" + bytes([ALG_ED25519]) + public_key).digest()[:4]
 
 
-def _b64decode(s: str, what: str) -> bytes:
+def b64decode_strict(s: str, what: str) -> bytes:
+    """Standard base64 (RFC 4648 §4) with exactly one spelling per value.
+
+    ``validate=True`` still accepts non-zero spare bits and stray padding; a
+    signed value must not have two encodings, so the result must re-encode to
+    the very same text."""
     try:
-        return base64.b64decode(s.encode("ascii"), validate=True)
+        raw = base64.b64decode(s.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError) as exc:
         raise MalformedNote(f"{what} is not valid base64") from exc
+    if base64.b64encode(raw).decode("ascii") != s:
+        raise MalformedNote(f"{what} is not canonical base64")
+    return raw
 
 
 def _b64(b: bytes) -> str:
@@ -80,7 +88,7 @@ class Verifier:
         check_name(name)
         if not re.fullmatch(r"[0-9a-f]{8}", hexid):
             raise MalformedNote("verifier key hash must be 8 lowercase hex digits")
-        raw = _b64decode(b64, "verifier key")
+        raw = b64decode_strict(b64, "verifier key")
         if len(raw) != 33 or raw[0] != ALG_ED25519:
             raise MalformedNote("verifier key must be 0x01 followed by a 32-byte Ed25519 key")
         v = cls(name, raw[1:])
@@ -124,7 +132,7 @@ class Signer:
         if len(parts) != 5 or parts[0] != "PRIVATE" or parts[1] != "KEY":
             raise MalformedNote("signer key must be PRIVATE+KEY+name+hash+key")
         name, hexid, b64 = parts[2:]
-        raw = _b64decode(b64, "signer key")
+        raw = b64decode_strict(b64, "signer key")
         if len(raw) != 33 or raw[0] != ALG_ED25519:
             raise MalformedNote("signer key must be 0x01 followed by a 32-byte Ed25519 seed")
         signer = cls(name, Ed25519PrivateKey.from_private_bytes(raw[1:]))
@@ -206,7 +214,7 @@ def parse_note(note: str | bytes) -> Note:
         if not sep or " " in b64:
             raise MalformedNote("signature line must be '— name signature'")
         check_name(name)
-        raw = _b64decode(b64, "signature")
+        raw = b64decode_strict(b64, "signature")
         if len(raw) < 5:
             raise MalformedNote("signature is too short")
         sigs.append(NoteSignature(name, raw[:4], raw[4:]))

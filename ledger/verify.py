@@ -70,6 +70,9 @@ def check_chunk(rows: list[tuple[int, bytes, bytes]]) -> ChunkResult:
     error = None
     prev = None
     for seq, stored_hash, canonical in rows:
+        if not isinstance(canonical, bytes) or not isinstance(stored_hash, bytes):
+            error = (seq, "stored row does not hold bytes (the column types were changed)")
+            break
         try:
             entry = parse_entry(canonical)
         except LuodiError as exc:
@@ -175,7 +178,7 @@ def _verify(storage: Storage, pinned: Verifier | None, run) -> VerifyReport:
         for leaf, stored_tree in zip(result.leaf_hashes, stored_trees):
             seq = frontier.size
             made = frontier.append(leaf)
-            if not hmac.compare_digest(stored_tree, b"".join([m[2] for m in made])):
+            if not isinstance(stored_tree, bytes) or not hmac.compare_digest(stored_tree, b"".join([m[2] for m in made])):
                 raise LogCorrupted(seq, f"stored tree nodes of this entry do not match ({_which(made, stored_tree)})")
             while next_cp is not None and next_cp[0] <= frontier.size:
                 if next_cp[0] < frontier.size:
@@ -199,7 +202,9 @@ def _verify(storage: Storage, pinned: Verifier | None, run) -> VerifyReport:
     return VerifyReport(size, frontier.root(), seen_cps, origin or "", verifier.to_string() if verifier else "")
 
 
-def _which(made, stored: bytes) -> str:
+def _which(made, stored) -> str:
+    if not isinstance(stored, bytes):
+        return "not stored as bytes"
     if len(stored) != 32 * len(made):
         return f"{len(stored) // 32} stored, {len(made)} expected"
     for i, (level, index, h) in enumerate(made):

@@ -582,3 +582,19 @@ def test_big_log_tampering_same_seq_with_workers(big, tamper):
         found.append((info.value.seq, info.value.detail))
     assert found[0] == found[1]
     assert found[0][0] == seq, found[0][1]
+
+
+@pytest.mark.parametrize("column, value", [("canonical", "text, not bytes"), ("canonical", 42), ("tree", "x" * 32), ("leaf_hash", "y" * 32)])
+def test_changed_column_types_are_reported_at_their_seq(make_ledger, column, value):
+    """SQLite is dynamically typed: a tamperer can store text or a number where bytes belong."""
+    ledger = make_ledger()
+    ledger.append_batch(notes(10))
+    path = ledger.storage.path
+    raw = sqlite3.connect(path)
+    raw.execute("DROP TRIGGER entries_no_update")
+    raw.execute(f"UPDATE entries SET {column} = ? WHERE seq = 5", (value,))
+    raw.commit()
+    raw.close()
+    with pytest.raises(LogCorrupted) as info:
+        verify_log(ledger.storage, workers=1)
+    assert info.value.seq == 5
