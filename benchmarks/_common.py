@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import tempfile
@@ -65,7 +66,7 @@ def row(*cells) -> None:
     print(" | ".join(str(c) for c in cells))
 
 
-OUT = Path(__file__).resolve().parent / "out"
+OUT = Path(os.environ.get("LUODI_BENCH_OUT") or Path(__file__).resolve().parent / "out")
 
 
 def cached_ledger_path(n: int) -> Path:

@@ -52,7 +52,7 @@ def measure(n: int, batch: int) -> None:
             for i in range(0, n, batch):
                 ledger.append_batch(work[i : i + batch])
         ledger.storage.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        canonical = [c for seq, _, c in ledger.storage.iter_entries(1)]
+        canonical = [row[-1] for row in ledger.storage.iter_entries(1)]
         ours_disk = disk_bytes(tmp / "ours.sqlite") / n
         ledger.storage.close()
         canonical_per_entry = sum(map(len, canonical)) / n

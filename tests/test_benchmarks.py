@@ -1,0 +1,34 @@
+"""The benchmark scripts run end to end at a tiny size (no timing is asserted here)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.mark.parametrize(
+    "script, args, rows",
+    [
+        ("append.py", ["--entries", "300", "--batches", "50,100"], ["batch     50", "batch    100"]),
+        ("proofs.py", ["--sizes", "200,400", "--proofs", "300"], ["200 |", "400 |"]),
+        ("verify.py", ["--sizes", "200,400"], ["200 |", "400 |"]),
+    ],
+)
+def test_benchmark_script_runs_and_prints_its_table(tmp_path, script, args, rows):
+    env = dict(os.environ, LUODI_BENCH_OUT=str(tmp_path))
+    done = subprocess.run(
+        [sys.executable, script, *args], cwd=BENCH, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("# ") and "target" in done.stdout
+    for start in rows:
+        matching = [line for line in lines if line.startswith(start)]
+        assert len(matching) == 1, done.stdout
+        assert "x" in matching[0] or "%" in matching[0]
