@@ -83,6 +83,32 @@ class Conflict(LuodiError):
     title = "Conflict"
 
 
+class Replay(Conflict):
+    """A signed payload whose nonce this charity has used before."""
+
+    slug = "replay"
+    title = "Replayed signature"
+
+
+class Overspend(Conflict):
+    """A disbursement or refund above the money available to it."""
+
+    slug = "overspend"
+    title = "Not enough unspent money"
+
+
+class Unauthorized(LuodiError):
+    status = 401
+    slug = "unauthorized"
+    title = "Unauthorized"
+
+
+class Forbidden(LuodiError):
+    status = 403
+    slug = "forbidden"
+    title = "Forbidden"
+
+
 class InstanceError(LuodiError):
     """The instance folder, its key or its database is missing or unusable."""
 

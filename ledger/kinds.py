@@ -86,3 +86,6 @@ def _note(body: dict) -> None:
 def _check_receipt(value: str, field: str) -> None:
     if len(value) != 64 or value.strip("0123456789abcdef"):
         raise InvalidEntry(f"{field} must be a receipt hash: 64 lowercase hex digits")
+
+
+from . import charity_kinds  # noqa: E402,F401  (registers the charity kinds)

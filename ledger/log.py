@@ -8,12 +8,14 @@ size, so a reader never sees a tree head the log has not signed.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 from .canonical import parse_json
 from .checkpoint import Checkpoint, open_checkpoint
 from .entry import GENESIS_PREV, Entry, body_bytes, check_time, parse_entry, seal, utc_now
-from .errors import InvalidEntry, InvalidInput, InstanceError, NotFound
+from .books import DEFAULT_WINDOW_SECONDS
+from .errors import InstanceError, InvalidEntry, InvalidInput, LogCorrupted, LuodiError, NotFound
 from .kinds import ALLOCATION_POLICY, HASH_ALGORITHM
 from .merkle import (
     Frontier,
@@ -34,11 +36,74 @@ CACHE_MIN_LEVEL = 6
 CACHE_MAX_NODES = 1 << 17
 
 
+class Writer:
+    """An open append (see :meth:`Ledger.writer`)."""
+
+    def __init__(self, ledger: "Ledger", txn, genesis: bool):
+        self.ledger = ledger
+        self.txn = txn
+        size, last_hash, last_bytes = txn.tip()
+        if genesis != (size == 0):
+            raise InvalidEntry("the genesis entry is seq 0 and only seq 0")
+        self.prev = last_hash.hex() if last_hash else GENESIS_PREV
+        last_time = parse_json(last_bytes)["time"] if last_bytes else ""
+        # Fixed-width RFC 3339: string order is time order, so time never goes back.
+        self.time = max(check_time(ledger.clock()), last_time)
+        self.frontier = Frontier(size, ledger._frontier(txn, size))
+        self.entries: list[Entry] = []
+        self._rows: list[tuple[int, bytes, bytes, bytes]] = []
+        self.books = txn.books(ledger.window_seconds)
+        self._catch_up(size)
+
+    def _catch_up(self, size: int) -> None:
+        """Bring the books up to the log if entries were appended without them."""
+        applied = self.books.applied()
+        if applied >= size - 1:
+            return
+        for seq, _, _, canonical in self.ledger.storage.iter_entries(applied + 1):
+            try:
+                self.books.apply(parse_entry(canonical))
+            except LuodiError as exc:
+                raise LogCorrupted(seq, f"the books refuse this stored entry: {exc.detail}") from exc
+        self.books.mark_applied(size - 1)
+
+    def append(self, kind: str, body: dict) -> Entry:
+        if kind == "genesis":
+            raise InvalidEntry("only the log itself writes the genesis entry")
+        return self.append_checked(kind, body, body_bytes(kind, body))
+
+    def append_checked(self, kind: str, body: dict, data: bytes) -> Entry:
+        """Seal a body already checked by :func:`body_bytes`, apply the books' rules, stage it."""
+        seq = self.frontier.size
+        entry = seal(seq, self.prev, self.time, kind, body, data)
+        self.books.apply(entry)
+        made = self.frontier.append(entry.leaf_hash)
+        self._rows.append((seq, entry.leaf_hash, b"".join([m[2] for m in made]), entry.canonical))
+        self.entries.append(entry)
+        self.prev = entry.receipt
+        return entry
+
+    def commit(self) -> None:
+        if not self._rows:
+            return
+        size = self.frontier.size
+        signer = self.ledger.signer
+        self.txn.write(self._rows, (size, Checkpoint(signer.name, size, self.frontier.root()).sign(signer)))
+        self.books.mark_applied(size - 1)
+
+
 class Ledger:
-    def __init__(self, storage: Storage, signer: Signer | None = None, clock: Callable[[], str] = utc_now):
+    def __init__(
+        self,
+        storage: Storage,
+        signer: Signer | None = None,
+        clock: Callable[[], str] = utc_now,
+        window_seconds: int = DEFAULT_WINDOW_SECONDS,
+    ):
         self.storage = storage
         self.signer = signer
         self.clock = clock
+        self.window_seconds = window_seconds
         self._genesis: Entry | None = None
         self._known_size = 0  # the log only grows, so sizes up to this need no query
         self._node_cache: dict = {}
@@ -91,8 +156,6 @@ class Ledger:
         return self._append(list(items))
 
     def _append(self, items: list[tuple[str, dict]], genesis: bool = False) -> list[Entry]:
-        if self.signer is None:
-            raise InstanceError("this ledger was opened without its signing key")
         if not items:
             raise InvalidInput("an append batch needs at least one entry")
         if len(items) > MAX_BATCH:
@@ -108,26 +171,23 @@ class Ledger:
                 raise InvalidEntry(f"entry {i} of the batch: {exc.detail}") from exc
             except (TypeError, ValueError) as exc:
                 raise InvalidEntry(f"entry {i} of the batch is not a (kind, body) pair") from exc
+        with self.writer(_genesis=genesis) as w:
+            for kind, body, data in checked:
+                w.append_checked(kind, body, data)
+        return w.entries
+
+    @contextmanager
+    def writer(self, _genesis: bool = False) -> Iterator["Writer"]:
+        """Hold the append lock: entries appended through the writer commit
+        together, with one new checkpoint, when the block ends; an exception
+        rolls back everything, the books included.  A writer that appends
+        nothing writes nothing."""
+        if self.signer is None:
+            raise InstanceError("this ledger was opened without its signing key")
         with self.storage.append_transaction() as txn:
-            size, last_hash, last_bytes = txn.tip()
-            if genesis != (size == 0):
-                raise InvalidEntry("the genesis entry is seq 0 and only seq 0")
-            prev = last_hash.hex() if last_hash else GENESIS_PREV
-            last_time = parse_json(last_bytes)["time"] if last_bytes else ""
-            now = check_time(self.clock())
-            time = max(now, last_time)  # fixed-width RFC 3339: string order is time order
-            frontier = Frontier(size, self._frontier(txn, size))
-            append_leaf = frontier.append
-            entries, rows = [], []
-            for seq, (kind, body, data) in enumerate(checked, start=size):
-                entry = seal(seq, prev, time, kind, body, data)
-                entries.append(entry)
-                made = append_leaf(entry.leaf_hash)
-                rows.append((seq, entry.leaf_hash, b"".join([m[2] for m in made]), entry.canonical))
-                prev = entry.leaf_hash.hex()
-            cp = Checkpoint(self.signer.name, frontier.size, frontier.root())
-            txn.write(rows, (frontier.size, cp.sign(self.signer)))
-        return entries
+            w = Writer(self, txn, _genesis)
+            yield w
+            w.commit()
 
     @staticmethod
     def _frontier(txn, size: int) -> list[bytes]:

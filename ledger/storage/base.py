@@ -13,8 +13,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
 from ..merkle import Node
+
+if TYPE_CHECKING:
+    from ..books import Books
 
 
 class AppendTransaction(ABC):
@@ -27,6 +31,10 @@ class AppendTransaction(ABC):
     @abstractmethod
     def nodes(self, wanted: Iterable[Node]) -> dict[Node, bytes]:
         """Perfect nodes, read inside the transaction."""
+
+    @abstractmethod
+    def books(self, window_seconds: int) -> "Books":
+        """The accounting index, read and written inside this transaction."""
 
     @abstractmethod
     def write(
@@ -76,6 +84,10 @@ class Storage(ABC):
 
     @abstractmethod
     def iter_checkpoints(self) -> Iterator[tuple[int, str]]: ...
+
+    @abstractmethod
+    def books(self, window_seconds: int) -> "Books":
+        """The accounting index, for reads outside an append."""
 
     @abstractmethod
     def close(self) -> None: ...

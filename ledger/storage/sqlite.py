@@ -85,6 +85,11 @@ class _SQLiteAppend(AppendTransaction):
     def nodes(self, wanted):
         return _fetch_nodes(self.conn, wanted)
 
+    def books(self, window_seconds):
+        from ..books import Books
+
+        return Books(self.conn, window_seconds)
+
     def write(self, entries, checkpoint):
         self.conn.executemany("INSERT INTO entries (seq, leaf_hash, tree, canonical) VALUES (?, ?, ?, ?)", entries)
         self.conn.execute("INSERT INTO checkpoints (tree_size, note) VALUES (?, ?)", checkpoint)
@@ -178,6 +183,11 @@ class SQLiteStorage(Storage):
         cur = self.conn.execute("SELECT tree_size, note FROM checkpoints ORDER BY tree_size")
         while rows := cur.fetchmany(256):
             yield from rows
+
+    def books(self, window_seconds):
+        from ..books import Books
+
+        return Books(self.conn, window_seconds)
 
     def close(self) -> None:
         self.conn.close()
