@@ -189,6 +189,24 @@ class Books:
         while rows := cur.fetchmany(64):
             yield from rows
 
+    # -- donor privacy: the only table that is not derived from the log ---------------
+
+    def put_private(self, receipt: bytes, salt: bytes, fingerprint: bytes, personal: str | None) -> None:
+        self.conn.execute(
+            "INSERT INTO donor_private (receipt, salt, fingerprint, personal) VALUES (?, ?, ?, ?)",
+            (receipt, salt, fingerprint, personal),
+        )
+
+    def private(self, receipt: str) -> tuple[bytes, bytes, str | None] | None:
+        row = self.conn.execute(
+            "SELECT salt, fingerprint, personal FROM donor_private WHERE receipt = ?", (bytes.fromhex(receipt),)
+        ).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def erase_private(self, receipt: str) -> bool:
+        cur = self.conn.execute("DELETE FROM donor_private WHERE receipt = ?", (bytes.fromhex(receipt),))
+        return cur.rowcount > 0
+
     # -- rules -----------------------------------------------------------------------
 
     def apply(self, entry: Entry) -> None:
