@@ -7,12 +7,16 @@ error prints one line and exits 1; nothing is written when a command refuses.
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import click
 
 from ledger import instance as inst
+from ledger.audit import audit_books
+from ledger.charity import CharityLedger
 from ledger.demo import seed_demo
 from ledger.errors import LuodiError
+from ledger.money import format_amount
 from ledger.verify import verify_log
 
 
@@ -70,13 +74,13 @@ def upgrade(instance):
 @main.command()
 @instance_option
 @click.option(
-    "--entries", default=300, show_default=True, type=click.IntRange(1, 1_000_000), help="How many demo entries to seed."
+    "--donations", default=400, show_default=True, type=click.IntRange(1, 1_000_000), help="How many demo donations."
 )
-def demo(instance, entries):
-    """Initialise the instance if needed, seed demo entries into an empty log, print a summary."""
+def demo(instance, donations):
+    """Initialise the instance if needed, seed a demo into an empty log, print a summary."""
     ledger = inst.init_instance(instance).ledger
     if ledger.size() == 1:
-        seed_demo(ledger, entries)
+        seed_demo(CharityLedger(ledger), donations, keys_dir=Path(instance) / "demo-keys")
     _summary(ledger)
 
 
@@ -102,6 +106,20 @@ def verify(instance, log_key):
 
 @main.command()
 @instance_option
+@click.option("--log-key", help="Pin the log's verifier key instead of trusting the genesis entry's.")
+def audit(instance, log_key):
+    """Verify the log, then recompute the books from the entries alone and compare with the index."""
+    ledger = inst.open_ledger(instance, with_key=False)
+    chain = verify_log(ledger.storage, log_key)
+    report = audit_books(ledger.storage, ledger.window_seconds)
+    click.echo(
+        f"ok: {chain.size} entries verified; books recomputed and equal: {report.projects} projects, "
+        f"{report.donations} donations, {report.disbursements} disbursements, {report.refunds} refunds"
+    )
+
+
+@main.command()
+@instance_option
 def checkpoint(instance):
     """Print the latest signed checkpoint (a C2SP signed note)."""
     click.echo(inst.open_ledger(instance, with_key=False).checkpoint(), nl=False)
@@ -112,6 +130,7 @@ def _summary(ledger) -> None:
     from rich.table import Table
 
     report = verify_log(ledger.storage)
+    audit = audit_books(ledger.storage, ledger.window_seconds)
     table = Table(title="Luodi ledger", show_header=False)
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")
@@ -121,6 +140,14 @@ def _summary(ledger) -> None:
     table.add_row("checkpoints", str(report.checkpoints))
     table.add_row("root", base64.b64encode(report.root).decode())
     table.add_row("verification", "[green]ok[/green]: every entry, node and checkpoint re-verified")
+    table.add_row("audit", "[green]ok[/green]: the books recomputed from the entries match the index")
+    for p in CharityLedger(ledger).projects():
+        table.add_row(
+            f"project {p.project}",
+            f"{p.donations} donations, raised {format_amount(p.raised, p.currency)}, "
+            f"spent {format_amount(p.spent, p.currency)}, refunded {format_amount(p.refunded, p.currency)}, "
+            f"balance {format_amount(p.balance, p.currency)} {p.currency}",
+        )
     console = Console()
     console.print(table)
     click.echo("latest checkpoint:")

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from api.cli import main
 from ledger.checkpoint import open_checkpoint
-from ledger.instance import DB_NAME, KEY_NAME
+from ledger.instance import DB_NAME, KEY_NAME, open_ledger
 from ledger.note import Signer, Verifier
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -107,42 +107,49 @@ def test_db_upgrade(tmp_path, runner):
 def test_demo_seeds_once(tmp_path, runner):
     inst = tmp_path / "inst"
     first = run(runner, "demo", "--instance", str(inst))
-    assert entry_count(inst) == 301
-    assert "301" in first.output
-    assert "ok" in first.output
+    size = entry_count(inst)
     with closing(sqlite3.connect(inst / DB_NAME)) as conn:
-        cps = conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0]
-        texts = [r[0] for r in conn.execute("SELECT canonical FROM entries WHERE seq > 0")]
-    assert cps > 2  # several batches, so there are checkpoints to prove against
-    assert all(b'"kind":"note"' in t for t in texts)
-    second = run(runner, "demo", "--instance", str(inst))
-    assert entry_count(inst) == 301
-    assert "301" in second.output
+        kinds = {r[0] for r in conn.execute("SELECT json_extract(canonical, '$.kind') FROM entries")}
+        donations = conn.execute(
+            "SELECT count(*) FROM entries WHERE json_extract(canonical, '$.kind') = 'donation'"
+        ).fetchone()[0]
+    assert donations == 400
+    assert {"charity.registered", "project.opened", "donation", "disbursement", "refund"} <= kinds
+    assert "│ entries" in first.output and str(size) in first.output
+    assert re.search(r"│ audit\s+│ ok: the books recomputed", first.output), first.output
+    keys = sorted((inst / "demo-keys").iterdir())
+    assert len(keys) == 9 and all(k.stat().st_mode & 0o777 == 0o600 for k in keys)
+    second = run(runner, "demo", "--instance", str(inst), "--donations", "50")
+    assert entry_count(inst) == size
+    assert str(size) in second.output
 
 
 def test_demo_does_not_seed_a_log_that_has_entries(tmp_path, runner):
     inst = tmp_path / "inst"
-    run(runner, "demo", "--instance", str(inst), "--entries", "7")
-    assert entry_count(inst) == 8
-    run(runner, "demo", "--instance", str(inst), "--entries", "50")
-    assert entry_count(inst) == 8
+    run(runner, "init", "--instance", str(inst))
+    ledger = open_ledger(inst)
+    ledger.append("note", {"text": "already in use"})
+    ledger.storage.close()
+    run(runner, "demo", "--instance", str(inst), "--donations", "50")
+    assert entry_count(inst) == 2
 
 
 def test_status(demo_instance, runner):
     inst, v = demo_instance
     out = run(runner, "status", "--instance", str(inst)).output
-    assert re.search(r"entries\s*│\s*301\b", out), out
+    n = entry_count(inst)
+    assert re.search(rf"entries\s*│\s*{n}\b", out), out
     assert "localhost/luodi" in out
     assert "latest checkpoint:" in out
     note = out.split("latest checkpoint:\n", 1)[1]
-    assert open_checkpoint(note, v).size == 301
+    assert open_checkpoint(note, v).size == n
 
 
 def test_verify_ok(demo_instance, runner):
     inst, v = demo_instance
     out = run(runner, "verify", "--instance", str(inst)).output
     assert out.count("\n") == 1
-    assert out.startswith("ok: 301 entries, ")
+    assert out.startswith(f"ok: {entry_count(inst)} entries, ")
     assert f"log key {v.to_string()}" in out
     cp = open_checkpoint(run(runner, "checkpoint", "--instance", str(inst)).output, v)
     assert f"root {base64.b64encode(cp.root).decode()}" in out
@@ -154,7 +161,7 @@ def test_checkpoint_opens_with_the_init_verifier(demo_instance, runner):
     inst, v = demo_instance
     note = run(runner, "checkpoint", "--instance", str(inst)).output
     cp = open_checkpoint(note, v)
-    assert (cp.origin, cp.size) == ("localhost/luodi", 301)
+    assert (cp.origin, cp.size) == ("localhost/luodi", entry_count(inst))
     with pytest.raises(Exception):
         open_checkpoint(note, Signer.generate("localhost/luodi").verifier)
 
@@ -241,7 +248,7 @@ def _tamper(inst: Path, seq: int) -> None:
     with closing(sqlite3.connect(inst / DB_NAME, isolation_level=None)) as conn:
         conn.execute("DROP TRIGGER entries_no_update")
         data = conn.execute("SELECT canonical FROM entries WHERE seq = ?", (seq,)).fetchone()[0]
-        i = data.index(b'"text":"') + len(b'"text":"')
+        i = data.index(b'"channel":"') + len(b'"channel":"')
         changed = data[:i] + (b"X" if data[i : i + 1] != b"X" else b"Y") + data[i + 1 :]
         conn.execute("UPDATE entries SET canonical = ? WHERE seq = ?", (changed, seq))
 
@@ -268,9 +275,10 @@ def test_verify_with_another_pinned_key(demo_instance, runner):
 def test_verify_needs_no_private_key(demo_instance, runner):
     inst, v = demo_instance
     (inst / KEY_NAME).unlink()
-    assert run(runner, "verify", "--instance", str(inst)).output.startswith("ok: 301 entries")
-    assert open_checkpoint(run(runner, "checkpoint", "--instance", str(inst)).output, v).size == 301
-    assert "301" in run(runner, "status", "--instance", str(inst)).output
+    n = entry_count(inst)
+    assert run(runner, "verify", "--instance", str(inst)).output.startswith(f"ok: {n} entries")
+    assert open_checkpoint(run(runner, "checkpoint", "--instance", str(inst)).output, v).size == n
+    assert str(n) in run(runner, "status", "--instance", str(inst)).output
 
 
 # -- docs --------------------------------------------------------------------------------
