@@ -211,9 +211,9 @@ class Books:
 
     def apply(self, entry: Entry) -> None:
         """Check ``entry`` against the books and record it; raise to refuse it."""
-        handler = getattr(self, "_" + entry.kind.replace(".", "_"), None)
+        handler = _HANDLERS.get(entry.kind)
         if handler is not None:
-            handler(entry, entry.body)
+            handler(self, entry, entry.body)
 
     def _need_charity(self, charity: str) -> Charity:
         found = self.charity(charity)
@@ -348,3 +348,13 @@ class Books:
         self._need_open_project(body["project"])
         self.conn.execute("UPDATE projects SET closed_seq = ? WHERE project = ?", (entry.seq, body["project"]))
 
+
+_HANDLERS = {
+    "charity.registered": Books._charity_registered,
+    "charity.keys_rotated": Books._charity_keys_rotated,
+    "project.opened": Books._project_opened,
+    "donation": Books._donation,
+    "disbursement": Books._disbursement,
+    "refund": Books._refund,
+    "project.closed": Books._project_closed,
+}
