@@ -13,6 +13,7 @@ import click
 
 from ledger import instance as inst
 from ledger.audit import audit_books
+from ledger.books import DEFAULT_WINDOW_SECONDS
 from ledger.charity import CharityLedger
 from ledger.demo import seed_demo
 from ledger.errors import LuodiError
@@ -107,11 +108,18 @@ def verify(instance, log_key):
 @main.command()
 @instance_option
 @click.option("--log-key", help="Pin the log's verifier key instead of trusting the genesis entry's.")
-def audit(instance, log_key):
+@click.option(
+    "--window",
+    default=DEFAULT_WINDOW_SECONDS,
+    show_default=True,
+    type=click.IntRange(1),
+    help="The signing window (seconds) the operator runs with, to replay the signed_at rule.",
+)
+def audit(instance, log_key, window):
     """Verify the log, then recompute the books from the entries alone and compare with the index."""
     ledger = inst.open_ledger(instance, with_key=False)
     chain = verify_log(ledger.storage, log_key)
-    report = audit_books(ledger.storage, ledger.window_seconds)
+    report = audit_books(ledger.storage, window)
     click.echo(
         f"ok: {chain.size} entries verified; books recomputed and equal: {report.projects} projects, "
         f"{report.donations} donations, {report.disbursements} disbursements, {report.refunds} refunds"

@@ -246,7 +246,8 @@ class Books:
         signed_at = parse_time(payload["signed_at"])
         if abs(parse_time(entry.time) - signed_at) > self.window:
             raise SignatureError(
-                f"signed_at {payload['signed_at']} is more than {self.window.seconds}s from the entry time {entry.time}"
+                f"signed_at {payload['signed_at']} is more than {int(self.window.total_seconds())}s "
+                f"from the entry time {entry.time}"
             )
         try:
             self.conn.execute("INSERT INTO nonces (charity, nonce) VALUES (?, ?)", (charity.charity, payload["nonce"]))

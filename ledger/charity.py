@@ -159,7 +159,10 @@ class CharityLedger:
         if not _is_receipt(receipt):
             raise InvalidInput("a receipt hash is 64 lowercase hex digits")
         with self.ledger.storage.append_transaction() as txn:
-            return txn.books(self.ledger.window_seconds).erase_private(receipt)
+            erased = txn.books(self.ledger.window_seconds).erase_private(receipt)
+        if erased:
+            self.ledger.storage.scrub()
+        return erased
 
     def personal_data(self, receipt: str) -> dict | None:
         private = self.books.private(receipt)

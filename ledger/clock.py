@@ -23,7 +23,7 @@ def utc_now() -> str:
     return format_time(_dt.datetime.now(_dt.timezone.utc))
 
 
-_last_good_time = ""
+_last_good_time: str | None = None
 
 
 def check_time(value) -> str:

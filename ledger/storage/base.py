@@ -90,4 +90,8 @@ class Storage(ABC):
         """The accounting index, for reads outside an append."""
 
     @abstractmethod
+    def scrub(self) -> None:
+        """Make deleted rows unrecoverable from the files (after an erasure)."""
+
+    @abstractmethod
     def close(self) -> None: ...

@@ -40,6 +40,8 @@ def connect(path: str | Path) -> sqlite3.Connection:
         conn.close()
         raise InstanceError(f"could not put {path} in WAL mode (got {mode})")
     conn.execute("PRAGMA synchronous = FULL")
+    # Erased personal data must not linger in free pages, whatever SQLite's build default.
+    conn.execute("PRAGMA secure_delete = ON")
     conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     return conn
 
@@ -188,6 +190,10 @@ class SQLiteStorage(Storage):
         from ..books import Books
 
         return Books(self.conn, window_seconds)
+
+    def scrub(self) -> None:
+        with self._lock:
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         self.conn.close()
