@@ -20,6 +20,34 @@ from .errors import LogCorrupted, LuodiError
 from .storage import Storage
 
 
+# Every derived table of the books, with the order to compare it in.  The
+# server enforces future appends with these, so all of them must equal the replay.
+DERIVED_TABLES = {
+    "charities": "charity",
+    "charity_keys": "public_key",
+    "projects": "project",
+    "donations": "receipt",
+    "allocations": "donation, disbursement",
+    "nonces": "charity, nonce",
+    "intake_keys": "intake_key",
+}
+
+
+def _compare_index(replayed: sqlite3.Connection, server: sqlite3.Connection, last_seq: int) -> None:
+    for table, order in DERIVED_TABLES.items():
+        sql = f"SELECT * FROM {table} ORDER BY {order}"
+        mine, theirs = replayed.execute(sql).fetchall(), server.execute(sql).fetchall()
+        if mine == theirs:
+            continue
+        columns = [d[0] for d in replayed.execute(f"SELECT * FROM {table} LIMIT 0").description]
+        differing = set(mine) ^ set(theirs)
+        seqs = [row[columns.index("seq")] for row in differing if "seq" in columns]
+        seq = min([s for s in seqs if isinstance(s, int) and 0 <= s <= last_seq] or [last_seq])
+        raise LogCorrupted(
+            seq, f"the server's {table} index differs from the books replayed from the log ({len(differing)} rows)"
+        )
+
+
 @dataclass(frozen=True)
 class AuditReport:
     entries: int
@@ -58,7 +86,7 @@ def audit_books(storage: Storage, window_seconds: int = DEFAULT_WINDOW_SECONDS) 
             except LuodiError as exc:
                 if isinstance(exc, LogCorrupted):
                     raise
-                raise LogCorrupted(counts["entries"], f"the FIFO fold refuses this entry: {exc.detail}") from exc
+                raise LogCorrupted(counts["entries"] - 1, f"the FIFO fold refuses this entry: {exc.detail}") from exc
             server = storage.books(window_seconds)
             if server.applied() != counts["entries"] - 1:
                 raise LogCorrupted(max(server.applied(), 0), "the server's books are not up to date with the log")
@@ -75,6 +103,7 @@ def audit_books(storage: Storage, window_seconds: int = DEFAULT_WINDOW_SECONDS) 
             for project in replay.projects():
                 if server.project(project.project) != project:
                     raise LogCorrupted(project.seq, f"the server's totals for project {project.project!r} are wrong")
+            _compare_index(replay.conn, server.conn, counts["entries"] - 1)
             projects = len(replay.projects())
         mem.execute("ROLLBACK")
     finally:

@@ -98,7 +98,7 @@ class _SQLiteAppend(AppendTransaction):
 
 
 class SQLiteStorage(Storage):
-    """One connection, guarded by a lock for use from several threads."""
+    """One write connection, guarded by a lock, and a read connection per thread."""
 
     def __init__(self, path: str | Path, *, upgrade: bool = False):
         self.path = Path(path)
@@ -107,6 +107,8 @@ class SQLiteStorage(Storage):
         self.conn = connect(self.path)
         self.db = sqlite_utils.Database(self.conn)
         self._lock = threading.RLock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
         self.migrations_applied: list[str] = []
         try:
             if upgrade:
@@ -133,67 +135,82 @@ class SQLiteStorage(Storage):
             else:
                 self.conn.execute("COMMIT")
 
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read connection: WAL gives it committed data only, never
+        an append that another thread has under way (and may roll back)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = connect(self.path)
+            with self._lock:
+                self._readers.append(conn)
+        return conn
+
     @contextmanager
     def snapshot(self, streaming: bool = False):
-        with self._lock:
-            if self.conn.in_transaction:
-                yield
-                return
+        conn = self._reader()
+        if conn.in_transaction:
+            yield
+            return
+        if streaming:
+            conn.execute(f"PRAGMA cache_size = -{STREAM_CACHE_KIB}")
+        conn.execute("BEGIN")
+        try:
+            # The first read pins the WAL snapshot for the whole block.
+            conn.execute("SELECT 1 FROM entries LIMIT 1").fetchall()
+            yield
+        finally:
+            conn.execute("ROLLBACK")
             if streaming:
-                self.conn.execute(f"PRAGMA cache_size = -{STREAM_CACHE_KIB}")
-            self.conn.execute("BEGIN")
-            try:
-                # The first read pins the WAL snapshot for the whole block.
-                self.conn.execute("SELECT 1 FROM entries LIMIT 1").fetchall()
-                yield
-            finally:
-                self.conn.execute("ROLLBACK")
-                if streaming:
-                    self.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+                conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
 
     def size(self) -> int:
-        row = self.conn.execute("SELECT max(seq) FROM entries").fetchone()
+        row = self._reader().execute("SELECT max(seq) FROM entries").fetchone()
         return 0 if row[0] is None else row[0] + 1
 
     def entry_bytes(self, seq):
-        row = self.conn.execute("SELECT canonical FROM entries WHERE seq = ?", (seq,)).fetchone()
+        row = self._reader().execute("SELECT canonical FROM entries WHERE seq = ?", (seq,)).fetchone()
         return None if row is None else row[0]
 
     def seq_of(self, leaf_hash):
-        row = self.conn.execute("SELECT seq FROM entries WHERE leaf_hash = ?", (leaf_hash,)).fetchone()
+        row = self._reader().execute("SELECT seq FROM entries WHERE leaf_hash = ?", (leaf_hash,)).fetchone()
         return None if row is None else row[0]
 
     def nodes(self, wanted):
-        return _fetch_nodes(self.conn, wanted)
+        return _fetch_nodes(self._reader(), wanted)
 
     def checkpoint(self, size=None):
         if size is None:
             sql, args = "SELECT tree_size, note FROM checkpoints ORDER BY tree_size DESC LIMIT 1", ()
         else:
             sql, args = "SELECT tree_size, note FROM checkpoints WHERE tree_size = ?", (size,)
-        row = self.conn.execute(sql, args).fetchone()
+        row = self._reader().execute(sql, args).fetchone()
         return None if row is None else (row[0], row[1])
 
     def iter_entries(self, start: int = 0) -> Iterator[tuple[int, bytes, bytes, bytes]]:
-        cur = self.conn.execute(
+        cur = self._reader().execute(
             "SELECT seq, leaf_hash, tree, canonical FROM entries WHERE seq >= ? ORDER BY seq", (start,)
         )
         while rows := cur.fetchmany(4096):
             yield from rows
 
     def iter_checkpoints(self):
-        cur = self.conn.execute("SELECT tree_size, note FROM checkpoints ORDER BY tree_size")
+        cur = self._reader().execute("SELECT tree_size, note FROM checkpoints ORDER BY tree_size")
         while rows := cur.fetchmany(256):
             yield from rows
 
     def books(self, window_seconds):
         from ..books import Books
 
-        return Books(self.conn, window_seconds)
+        return Books(self._reader(), window_seconds)
 
     def scrub(self) -> None:
         with self._lock:
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
+        with self._lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        self._local = threading.local()
         self.conn.close()
