@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 import sqlite3
 from dataclasses import dataclass
 
@@ -55,6 +56,8 @@ BOOKS_SCHEMA = [
     """CREATE TABLE donor_private (
         receipt BLOB PRIMARY KEY, salt BLOB NOT NULL, fingerprint BLOB NOT NULL, personal TEXT)""",
 ]
+
+BOOKS_TABLES = tuple(re.findall(r"CREATE TABLE (\w+)", " ".join(BOOKS_SCHEMA)))
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import pytest
 
 from ledger import Ledger
 from ledger import payload as P
+from ledger.books import BOOKS_TABLES  # every table a refusal must leave alone
 from ledger.charity import CharityLedger, DonationReceipt
 from ledger.entry import Entry, parse_entry
 from ledger.note import Signer
@@ -26,18 +27,6 @@ from ledger.storage import SQLiteStorage
 LOG_ORIGIN = "accounting.luodi.example/log"
 PERIOD = ("2026-11-01", "2026-11-30")
 VALUE_DATE = "2026-11-29"
-# Every table the books keep (ledger/books.py BOOKS_SCHEMA).
-BOOKS_TABLES = (
-    "books_state",
-    "charities",
-    "charity_keys",
-    "projects",
-    "donations",
-    "allocations",
-    "nonces",
-    "intake_keys",
-    "donor_private",
-)
 MONEY_KINDS = ("donation", "disbursement", "refund")
 
 

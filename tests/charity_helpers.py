@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger import Ledger
 from ledger import payload as payload_mod
+from ledger.books import BOOKS_TABLES  # every table a refusal must leave alone
 from ledger.charity import CharityLedger, DonationReceipt
 from ledger.entry import format_time
 from ledger.note import Signer, Verifier
@@ -27,18 +28,6 @@ PROJECT = "winter-relief"
 OTHER_CHARITY = "river-trust"
 OTHER_PROJECT = "river-clean"
 PERIOD = ("2026-09-01", "2026-09-30")
-# Every table the books keep (ledger/books.py BOOKS_SCHEMA): a refusal must leave all of them alone.
-BOOKS_TABLES = (
-    "books_state",
-    "charities",
-    "charity_keys",
-    "projects",
-    "donations",
-    "allocations",
-    "nonces",
-    "intake_keys",
-    "donor_private",
-)
 
 
 def time_at(ms: int) -> str:
