@@ -14,7 +14,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from .allocation import trace_fifo
-from .books import BOOKS_SCHEMA, DEFAULT_WINDOW_SECONDS, Books
+from .books import BOOKS_SCHEMA, DEFAULT_WINDOW_SECONDS, PROJECT_ENTRIES, Books
 from .entry import parse_entry
 from .errors import LogCorrupted, LuodiError
 from .storage import Storage
@@ -30,6 +30,7 @@ DERIVED_TABLES = {
     "allocations": "donation, disbursement",
     "nonces": "charity, nonce",
     "intake_keys": "intake_key",
+    "project_entries": "project, seq",
 }
 
 
@@ -60,7 +61,7 @@ class AuditReport:
 def audit_books(storage: Storage, window_seconds: int = DEFAULT_WINDOW_SECONDS) -> AuditReport:
     mem = sqlite3.connect(":memory:", isolation_level=None)
     try:
-        for statement in BOOKS_SCHEMA:
+        for statement in [*BOOKS_SCHEMA, PROJECT_ENTRIES]:
             mem.execute(statement)
         replay = Books(mem, window_seconds)
         counts = {"entries": 0, "disbursement": 0, "refund": 0}

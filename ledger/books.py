@@ -57,7 +57,9 @@ BOOKS_SCHEMA = [
         receipt BLOB PRIMARY KEY, salt BLOB NOT NULL, fingerprint BLOB NOT NULL, personal TEXT)""",
 ]
 
-BOOKS_TABLES = tuple(re.findall(r"CREATE TABLE (\w+)", " ".join(BOOKS_SCHEMA)))
+# The project index that migration 0003 added to the books.
+PROJECT_ENTRIES = "CREATE TABLE project_entries (project TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (project, seq))"
+BOOKS_TABLES = tuple(re.findall(r"CREATE TABLE (\w+)", " ".join([*BOOKS_SCHEMA, PROJECT_ENTRIES])))
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,12 @@ class Books:
         )
         return [(d.hex(), a) for d, a in rows]
 
+    def project_seqs(self, project: str, start: int, limit: int) -> list[int]:
+        rows = self.conn.execute(
+            "SELECT seq FROM project_entries WHERE project = ? AND seq >= ? ORDER BY seq LIMIT ?", (project, start, limit)
+        )
+        return [r[0] for r in rows]
+
     def intake(self, intake_key: str) -> str | None:
         row = self.conn.execute("SELECT receipt FROM intake_keys WHERE intake_key = ?", (intake_key,)).fetchone()
         return None if row is None else row[0].hex()
@@ -217,6 +225,9 @@ class Books:
         handler = _HANDLERS.get(entry.kind)
         if handler is not None:
             handler(self, entry, entry.body)
+            project = entry.body.get("project") or entry.body.get("payload", {}).get("project")
+            if project is not None:
+                self.conn.execute("INSERT INTO project_entries (project, seq) VALUES (?, ?)", (project, entry.seq))
 
     def _need_charity(self, charity: str) -> Charity:
         found = self.charity(charity)

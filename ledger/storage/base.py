@@ -37,6 +37,10 @@ class AppendTransaction(ABC):
         """The accounting index, read and written inside this transaction."""
 
     @abstractmethod
+    def add_token(self, token_hash: bytes, role: str, charity: str | None, created: str) -> None:
+        """Store a bearer token's hash (never the token)."""
+
+    @abstractmethod
     def write(
         self,
         entries: list[tuple[int, bytes, bytes, bytes]],
@@ -88,6 +92,10 @@ class Storage(ABC):
     @abstractmethod
     def books(self, window_seconds: int) -> "Books":
         """The accounting index, for reads outside an append."""
+
+    @abstractmethod
+    def token(self, token_hash: bytes) -> tuple[bytes, str, str | None] | None:
+        """(hash, role, charity) of a bearer token, looked up by its hash."""
 
     @abstractmethod
     def scrub(self) -> None:

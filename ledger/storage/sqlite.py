@@ -92,6 +92,12 @@ class _SQLiteAppend(AppendTransaction):
 
         return Books(self.conn, window_seconds)
 
+    def add_token(self, token_hash, role, charity, created):
+        self.conn.execute(
+            "INSERT INTO tokens (token_hash, role, charity, created) VALUES (?, ?, ?, ?)",
+            (token_hash, role, charity, created),
+        )
+
     def write(self, entries, checkpoint):
         self.conn.executemany("INSERT INTO entries (seq, leaf_hash, tree, canonical) VALUES (?, ?, ?, ?)", entries)
         self.conn.execute("INSERT INTO checkpoints (tree_size, note) VALUES (?, ?)", checkpoint)
@@ -202,6 +208,11 @@ class SQLiteStorage(Storage):
         from ..books import Books
 
         return Books(self._reader(), window_seconds)
+
+    def token(self, token_hash: bytes):
+        return self._reader().execute(
+            "SELECT token_hash, role, charity FROM tokens WHERE token_hash = ?", (token_hash,)
+        ).fetchone()
 
     def scrub(self) -> None:
         with self._lock:
