@@ -1,1 +1,55 @@
-"""Luodi's edges: the command line now, the Flask HTTP API later."""
+"""Luodi's edges: the Flask HTTP API (``create_app``) and the ``luodi`` CLI (``api.cli``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def create_app(test_config: dict | None = None):
+    """The app factory: defaults, then ``<instance>/config.py``, then ``LUODI_*``
+    environment variables, then ``test_config``."""
+    from flask import Flask
+
+    from . import docs, problems, public, state, writes
+    from .limits import limiter
+
+    instance = Path(
+        (test_config or {}).get("INSTANCE") or os.environ.get("LUODI_INSTANCE") or "instance"
+    ).resolve()
+    app = Flask(__name__, instance_path=str(instance), instance_relative_config=True)
+    app.config.from_mapping(
+        INSTANCE=str(instance),
+        SIGNATURE_WINDOW_SECONDS=600,
+        MAX_CONTENT_LENGTH=64 * 1024,
+        PAGE_LIMIT=1000,
+        RATELIMIT_DEFAULT="",
+        RATELIMIT_WRITES="600 per minute",
+        RATELIMIT_ENABLED=True,
+        RATELIMIT_STORAGE_URI="memory://",
+        RATELIMIT_HEADERS_ENABLED=True,
+        API_TITLE="Luodi donation-transparency ledger",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="/docs-assets/",
+        JSON_SORT_KEYS=False,
+    )
+    if test_config is None:
+        app.config.from_pyfile("config.py", silent=True)
+        app.config.from_prefixed_env("LUODI")
+    else:
+        app.config.from_prefixed_env("LUODI")
+        app.config.update(test_config)
+    app.json.sort_keys = False
+    app.json.ensure_ascii = False
+
+    api = problems.init_app(app)
+    limiter.init_app(app)
+    state.init_app(app)
+    docs.init_app(app)
+    api.register_blueprint(public.blp)
+    api.register_blueprint(writes.blp)
+    return app

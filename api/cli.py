@@ -7,6 +7,7 @@ error prints one line and exits 1; nothing is written when a command refuses.
 from __future__ import annotations
 
 import base64
+import os
 from pathlib import Path
 
 import click
@@ -18,6 +19,10 @@ from ledger.charity import CharityLedger
 from ledger.demo import seed_demo
 from ledger.errors import LuodiError
 from ledger.money import format_amount
+from ledger.note import Signer
+from ledger.tokens import ROLES, create_token
+from ledger import payload as P
+from ledger.clock import utc_now
 from ledger.verify import verify_log
 
 
@@ -131,6 +136,90 @@ def audit(instance, log_key, window):
 def checkpoint(instance):
     """Print the latest signed checkpoint (a C2SP signed note)."""
     click.echo(inst.open_ledger(instance, with_key=False).checkpoint(), nl=False)
+
+
+@main.command()
+@instance_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="gunicorn worker processes.")
+@click.option("--demo", is_flag=True, help="Create the instance if missing and seed a demo into an empty log.")
+def serve(instance, host, port, workers, demo):
+    """Serve the HTTP API with gunicorn."""
+    from .server import Server
+
+    if demo:
+        ledger = inst.init_instance(instance).ledger
+        if ledger.size() == 1:
+            seed_demo(CharityLedger(ledger), keys_dir=Path(instance) / "demo-keys")
+            admin = create_token(ledger.storage, "admin")
+            intake = create_token(ledger.storage, "intake")
+            click.echo(f"demo admin token:  {admin}\ndemo intake token: {intake}\n(shown once; only their hashes are kept)")
+        ledger.storage.close()
+    else:
+        inst.open_ledger(instance).storage.close()  # refuse early, with one line, if the instance is not usable
+    click.echo(f"serving {instance} on http://{host}:{port}/ (API explorer at /docs)")
+    Server(str(Path(instance).resolve()), host, port, workers).run()
+
+
+@main.group()
+def token():
+    """Bearer tokens for the write API."""
+
+
+@token.command("create")
+@instance_option
+@click.option("--role", required=True, type=click.Choice(ROLES), help="admin or intake.")
+@click.option("--charity", help="Limit an intake token to one charity's projects.")
+def token_create(instance, role, charity):
+    """Print a new bearer token once; only its hash is stored."""
+    ledger = inst.open_ledger(instance, with_key=False)
+    click.echo(create_token(ledger.storage, role, charity))
+
+
+@main.command()
+@click.option("--name", required=True, help="The key name, e.g. hope-foundation/finance-1.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to write the private key (mode 0600).")
+def keygen(name, out):
+    """Make a charity signing key pair: write the private key, print the verifier key."""
+    signer = Signer.generate(name)
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as exc:
+        raise click.ClickException(f"{out} already exists; keys are never overwritten") from exc
+    with os.fdopen(fd, "w") as f:
+        f.write(signer.to_string() + "\n")
+    click.echo(signer.verifier.to_string())
+
+
+@main.command()
+@click.option("--key", "keys", required=True, multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A charity private key file; repeat for m-of-n.")
+@click.option("--url", required=True, help="The Luodi server, e.g. http://127.0.0.1:8000.")
+@click.option("--project", required=True, help="The project id.")
+@click.option("--amount", required=True, help="Decimal amount, e.g. 1200.00.")
+@click.option("--payee", required=True, help="Who is paid.")
+@click.option("--purpose", required=True, help="What the money pays for.")
+@click.option("--period", nargs=2, help="Start and end dates (YYYY-MM-DD) the payment covers; default: today.")
+@click.option("--evidence", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="An invoice or contract file to hash into the payload; repeatable.")
+def disburse(keys, url, project, amount, payee, purpose, period, evidence):
+    """Hash the evidence, sign a disbursement with the charity's keys, and post it."""
+    from .client import Client
+
+    client = Client(url)
+    found = client.get_json(f"/v1/projects/{project}")
+    today = utc_now()[:10]
+    payload = P.disbursement(
+        charity=found["charity"], project=project, currency=found["currency"], payee=payee, purpose=purpose,
+        period=tuple(period) if period else (today, today), lines=[(purpose, amount)], amount=amount,
+        evidence=[(P.hash_file(f), Path(f).name) for f in evidence],
+    )
+    signers = [inst.load_key(Path(k)) for k in keys]
+    answer = client.post_json(
+        f"/v1/projects/{project}/disbursements", {"payload": payload, "signatures": [P.sign(payload, s) for s in signers]}
+    )
+    click.echo(f"disbursement appended at seq {answer['seq']}, receipt {answer['leaf_hash']}")
 
 
 def _summary(ledger) -> None:

@@ -1,0 +1,77 @@
+"""RFC 9457 problem details for every HTTP error: one handler maps the core's
+error tree (status and type live on each class), one maps HTTP errors from
+Flask, webargs and flask-limiter."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, json, request
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
+
+from ledger.errors import LuodiError
+
+PROBLEM = "application/problem+json"
+_HTTP_TYPES = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    409: "conflict",
+    413: "too-large",
+    415: "unsupported-media-type",
+    422: "invalid-input",
+    429: "too-many-requests",
+}
+
+
+def problem(status: int, slug: str, title: str, detail: str, **extra) -> Response:
+    body = {"type": f"/problems/{slug}", "title": title, "status": status, "detail": detail, "instance": request.path}
+    body.update(extra)
+    resp = Response(json.dumps(body), status=status, mimetype=PROBLEM)
+    if status == 401:
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="luodi"'
+    return resp
+
+
+class ProblemApi(Api):
+    """flask-smorest's Api, answering HTTP errors (webargs' 422 included) as problem+json."""
+
+    def handle_http_exception(self, error: HTTPException):
+        status = error.code or 500
+        extra = {}
+        data = getattr(error, "data", None) or {}
+        if "messages" in data:
+            extra["errors"] = data["messages"]
+        detail = error.description or error.name
+        if status == 422 and "errors" in extra:
+            detail = "the request does not match its schema"
+        resp = problem(status, _HTTP_TYPES.get(status, "http-error"), error.name, detail, **extra)
+        for key, value in (getattr(error, "get_headers", lambda: [])() or []):
+            if key.lower() in ("allow", "retry-after"):
+                resp.headers[key] = value
+        if status == 405 and hasattr(error, "valid_methods") and error.valid_methods:
+            resp.headers["Allow"] = ", ".join(error.valid_methods)
+        return resp
+
+
+def _domain_error(error: LuodiError):
+    body = error.problem()
+    return problem(body.pop("status"), error.slug, body.pop("title"), body.pop("detail"), **{
+        k: v for k, v in body.items() if k != "type"
+    })
+
+
+def _unexpected(error: Exception):
+    if isinstance(error, HTTPException):
+        raise error
+    return problem(500, "internal", "Internal error", "the server failed; nothing was written")
+
+
+def init_app(app: Flask) -> Api:
+    api = ProblemApi(app)
+    app.register_error_handler(LuodiError, _domain_error)
+    if not app.testing:
+        app.register_error_handler(Exception, _unexpected)
+    return api

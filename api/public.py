@@ -1,0 +1,143 @@
+"""Public endpoints for donors and auditors: checkpoints, entries, proofs, receipts, projects, export."""
+
+from __future__ import annotations
+
+from flask import Response, stream_with_context
+from flask_smorest import Blueprint
+
+from ledger.errors import NotFound
+
+from . import schemas as s
+from .state import charity_ledger, ledger
+from .views import hexes, immutable, item, project, receipt
+
+blp = Blueprint("public", __name__, url_prefix="/v1", description="Read the log and check it: no token needed.")
+
+
+@blp.get("/ping")
+@blp.response(200, content_type="application/json")
+def ping():
+    """A trivial JSON answer (the HTTP benchmark's baseline)."""
+    return {"ok": True}
+
+
+@blp.get("/checkpoint")
+@blp.response(200, content_type="text/plain")
+def checkpoint():
+    """The latest signed checkpoint (C2SP tlog-checkpoint, a signed note)."""
+    resp = Response(ledger().checkpoint(), mimetype="text/plain")
+    resp.headers["Cache-Control"] = "no-cache"
+    return resp
+
+
+@blp.get("/log/key")
+@blp.response(200, content_type="text/plain")
+def log_key():
+    """The log's verifier key (name+keyid+base64), as Go's sumdb/note reads it."""
+    return Response(ledger().verifier.to_string() + "\n", mimetype="text/plain")
+
+
+@blp.get("/entries")
+@blp.arguments(s.PageQuery, location="query")
+@blp.response(200, s.EntryPage)
+def entries(args):
+    """Page through the log in seq order."""
+    lg = ledger()
+    size = lg.size()
+    start, limit = args["start"], args["limit"]
+    seqs = range(start, min(size, start + limit))
+    end = start + len(seqs)
+    return {"entries": [item(lg.entry(q)) for q in seqs], "next_start": end if end < size else None}
+
+
+@blp.get("/entries/<int:seq>")
+@blp.response(200, s.EntryItem)
+def entry(seq):
+    """One entry; immutable, so it carries a strong ETag."""
+    resp = blp_json(item(ledger().entry(seq)), s.EntryItem)
+    return immutable(resp)
+
+
+@blp.get("/proofs/inclusion")
+@blp.arguments(s.InclusionQuery, location="query")
+@blp.response(200, s.Inclusion)
+def inclusion(args):
+    """RFC 9162 inclusion proof of a leaf, at tree_size or the latest checkpoint."""
+    lg = ledger()
+    found = lg.entry_by_receipt(args["leaf_hash"])
+    size = args.get("tree_size") or lg.latest_checkpoint().size
+    if found.seq >= size:
+        raise NotFound(f"leaf {found.seq} is not in a tree of size {size}")
+    body = {"leaf_index": found.seq, "tree_size": size, "audit_path": hexes(lg.inclusion_proof(found.seq, size))}
+    resp = blp_json(body, s.Inclusion)
+    return immutable(resp) if "tree_size" in args else resp
+
+
+@blp.get("/proofs/consistency")
+@blp.arguments(s.ConsistencyQuery, location="query")
+@blp.response(200, s.Consistency)
+def consistency(args):
+    """RFC 9162 consistency proof from tree size first to second (default: the latest checkpoint)."""
+    lg = ledger()
+    second = args.get("second") or lg.latest_checkpoint().size
+    if args["first"] > second:
+        raise NotFound(f"no consistency proof from size {args['first']} to the smaller size {second}")
+    body = {"first": args["first"], "second": second, "consistency": hexes(lg.consistency_proof(args["first"], second))}
+    resp = blp_json(body, s.Consistency)
+    return immutable(resp) if "second" in args else resp
+
+
+@blp.get("/receipts/<leaf_hash>")
+@blp.response(200, s.Receipt)
+def get_receipt(leaf_hash):
+    """Everything a donor needs to verify a gift offline: the entry, its proof, the
+    checkpoint and log key, and each disbursement that spent it with its own proof."""
+    books = charity_ledger()
+    return receipt(books, books.ledger.entry_by_receipt(leaf_hash))
+
+
+@blp.get("/projects")
+@blp.response(200, s.ProjectList)
+def projects():
+    """Every project with its totals."""
+    return {"projects": [project(p) for p in charity_ledger().projects()]}
+
+
+@blp.get("/projects/<project_id>")
+@blp.response(200, s.Project)
+def get_project(project_id):
+    """One project's totals: raised, spent, refunded, balance, number of donations."""
+    return project(charity_ledger().project(project_id))
+
+
+@blp.get("/projects/<project_id>/entries")
+@blp.arguments(s.PageQuery, location="query")
+@blp.response(200, s.EntryPage)
+def project_entries(args, project_id):
+    """A project's entries in seq order: its opening, donations, disbursements, refunds, closing."""
+    books = charity_ledger()
+    books.project(project_id)
+    seqs = books.books.project_seqs(project_id, args["start"], args["limit"] + 1)
+    page = seqs[: args["limit"]]
+    more = seqs[args["limit"]] if len(seqs) > args["limit"] else None
+    return {"entries": [item(books.ledger.entry(q)) for q in page], "next_start": more}
+
+
+@blp.get("/export")
+@blp.response(200, content_type="application/x-ndjson")
+def export():
+    """The whole log as NDJSON: one entry per line, in its exact canonical (hashed) bytes."""
+    storage = ledger().storage
+
+    def lines():
+        with storage.snapshot(streaming=True):
+            for _, _, _, canonical in storage.iter_entries():
+                yield canonical + b"\n"
+
+    return Response(stream_with_context(lines()), mimetype="application/x-ndjson")
+
+
+def blp_json(body: dict, schema) -> Response:
+    from flask import json
+
+    return Response(json.dumps(schema().dump(body)), mimetype="application/json")

@@ -1,0 +1,31 @@
+"""Run the app under gunicorn (never Flask's development server)."""
+
+from __future__ import annotations
+
+from gunicorn.app.base import BaseApplication
+
+
+class Server(BaseApplication):
+    def __init__(self, instance: str, host: str, port: int, workers: int, extra: dict | None = None):
+        self.instance = instance
+        self.options = {
+            "bind": f"{host}:{port}",
+            "workers": workers,
+            "worker_class": "sync",
+            "timeout": 60,
+            "accesslog": "-",
+            **(extra or {}),
+        }
+        super().__init__()
+
+    def load_config(self):
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        import os
+
+        from . import create_app
+
+        os.environ["LUODI_INSTANCE"] = self.instance
+        return create_app()

@@ -1,0 +1,122 @@
+"""Write endpoints.  Admins register charities and open projects; the intake
+records donations and refunds; disbursements need no token, because the
+charity's own signatures are the authority."""
+
+from __future__ import annotations
+
+from flask import abort, current_app, g, request
+from flask_smorest import Blueprint
+
+from ledger.errors import InvalidInput
+from ledger.tokens import authenticate, require
+
+from . import schemas as s
+from .limits import limiter, write_limit
+from .state import charity_ledger
+from .views import item, receipt
+
+blp = Blueprint("writes", __name__, url_prefix="/v1", description="Append to the log: each call is one entry.")
+
+
+def needs(role: str):
+    """Mark a view as needing a bearer token of ``role`` (checked before the body is read)."""
+
+    def mark(view):
+        view.luodi_role = role
+        return view
+
+    return mark
+
+
+@blp.before_request
+def _guard():
+    if request.method != "POST":
+        return
+    view = current_app.view_functions.get(request.endpoint)
+    role = getattr(view, "luodi_role", None)
+    if role is not None:
+        g.grant = authenticate(charity_ledger().ledger.storage, request.headers.get("Authorization"))
+        require(g.grant, role)
+    if not request.is_json:
+        abort(415, "send the body as application/json")
+
+
+_SECURITY = [{"bearerAuth": []}]
+
+
+@blp.post("/charities")
+@needs("admin")
+@limiter.limit(write_limit)
+@blp.arguments(s.CharityIn)
+@blp.response(201, s.EntryItem)
+@blp.doc(security=_SECURITY)
+def register_charity(body):
+    """Register a charity with its Ed25519 verifier keys and m-of-n threshold (admin token)."""
+    return item(charity_ledger().register_charity(**body))
+
+
+@blp.post("/projects")
+@needs("admin")
+@limiter.limit(write_limit)
+@blp.arguments(s.ProjectIn)
+@blp.response(201, s.EntryItem)
+@blp.doc(security=_SECURITY)
+def open_project(body):
+    """Open a project of a charity, in one currency (admin token)."""
+    if "period" in body:
+        body["period"] = (body["period"]["start"], body["period"]["end"])
+    return item(charity_ledger().open_project(**body))
+
+
+@blp.post("/projects/<project_id>/donations")
+@needs("intake")
+@limiter.limit(write_limit)
+@blp.arguments(s.IdempotencyHeader, location="headers")
+@blp.arguments(s.DonationIn)
+@blp.response(201, s.DonationReceipt)
+@blp.alt_response(200, schema=s.DonationReceipt, description="a replay of the same Idempotency-Key and body")
+@blp.doc(security=_SECURITY)
+def donate(headers, body, project_id):
+    """Record a donation (intake token, Idempotency-Key header); answers with the donor's receipt."""
+    books = charity_ledger()
+    require(g.grant, "intake", books.project(project_id).charity)
+    done = books.record_donation(project_id, intake_key=headers["idempotency_key"], **body)
+    answer = receipt(books, done.entry)
+    answer["salt"] = done.salt
+    return answer, 200 if done.replayed else 201
+
+
+@blp.post("/projects/<project_id>/disbursements")
+@limiter.limit(write_limit)
+@blp.arguments(s.SignedIn)
+@blp.response(201, s.EntryItem)
+def disburse(body, project_id):
+    """Append a disbursement signed by a threshold of the charity's keys (no token: the signatures are the authority)."""
+    if body["payload"].get("project") != project_id:
+        raise InvalidInput(f"the signed payload is for project {body['payload'].get('project')!r}, not {project_id!r}")
+    return item(charity_ledger().disburse(body["payload"], body["signatures"]))
+
+
+@blp.post("/charities/<charity_id>/key-rotations")
+@limiter.limit(write_limit)
+@blp.arguments(s.SignedIn)
+@blp.response(201, s.EntryItem)
+def rotate_keys(body, charity_id):
+    """Replace a charity's keys, signed by a threshold of its current keys."""
+    if body["payload"].get("charity") != charity_id:
+        raise InvalidInput(f"the signed payload is for charity {body['payload'].get('charity')!r}, not {charity_id!r}")
+    return item(charity_ledger().rotate_keys(body["payload"], body["signatures"]))
+
+
+@blp.post("/receipts/<leaf_hash>/refunds")
+@needs("intake")
+@limiter.limit(write_limit)
+@blp.arguments(s.RefundIn)
+@blp.response(201, s.EntryItem)
+@blp.doc(security=_SECURITY)
+def refund(body, leaf_hash):
+    """Refund unspent money of one donation to its donor (intake token)."""
+    books = charity_ledger()
+    trace = books.trace(leaf_hash)
+    require(g.grant, "intake", books.project(trace.project).charity)
+    return item(books.refund(leaf_hash, body["amount"], body["reason"]))
