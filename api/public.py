@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Response, stream_with_context
+from flask import Response, current_app, stream_with_context
 from flask_smorest import Blueprint
 
 from ledger.errors import NotFound
@@ -44,7 +44,7 @@ def entries(args):
     """Page through the log in seq order."""
     lg = ledger()
     size = lg.size()
-    start, limit = args["start"], args["limit"]
+    start, limit = args["start"], min(args["limit"], int(current_app.config["PAGE_LIMIT"]))
     seqs = range(start, min(size, start + limit))
     end = start + len(seqs)
     return {"entries": [item(lg.entry(q)) for q in seqs], "next_start": end if end < size else None}
@@ -117,9 +117,10 @@ def project_entries(args, project_id):
     """A project's entries in seq order: its opening, donations, disbursements, refunds, closing."""
     books = charity_ledger()
     books.project(project_id)
-    seqs = books.books.project_seqs(project_id, args["start"], args["limit"] + 1)
-    page = seqs[: args["limit"]]
-    more = seqs[args["limit"]] if len(seqs) > args["limit"] else None
+    limit = min(args["limit"], int(current_app.config["PAGE_LIMIT"]))
+    seqs = books.books.project_seqs(project_id, args["start"], limit + 1)
+    page = seqs[:limit]
+    more = seqs[limit] if len(seqs) > limit else None
     return {"entries": [item(books.ledger.entry(q)) for q in page], "next_start": more}
 
 
