@@ -10,10 +10,11 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from functools import cached_property
 
 from .canonical import parse_json
 from .checkpoint import Checkpoint, open_checkpoint
-from .entry import GENESIS_PREV, Entry, body_bytes, check_time, parse_entry, seal, utc_now
+from .entry import GENESIS_PREV, Entry, body_bytes, check_time, load_entry, parse_entry, seal, utc_now
 from .books import DEFAULT_WINDOW_SECONDS
 from .errors import InstanceError, InvalidEntry, InvalidInput, LogCorrupted, LuodiError, NotFound
 from .kinds import ALLOCATION_POLICY, HASH_ALGORITHM
@@ -107,6 +108,7 @@ class Ledger:
         self._genesis: Entry | None = None
         self._known_size = 0  # the log only grows, so sizes up to this need no query
         self._node_cache: dict = {}
+        self._checkpoint_cache: tuple[str, Checkpoint] | None = None
 
     # -- identity ------------------------------------------------------------
 
@@ -138,8 +140,9 @@ class Ledger:
     def origin(self) -> str:
         return self.genesis.body["origin"]
 
-    @property
+    @cached_property
     def verifier(self) -> Verifier:
+        """The log's key, as its genesis entry names it (which never changes)."""
         return Verifier.from_string(self.genesis.body["log_key"])
 
     def check_signer(self) -> None:
@@ -201,10 +204,13 @@ class Ledger:
         return self.storage.size()
 
     def entry(self, seq: int) -> Entry:
+        """A stored entry, as stored.  Reads trust the rules checked when it was
+        appended; re-checking them is :func:`ledger.verify.verify_log`'s job, and
+        whoever reads it can re-hash the canonical bytes themselves."""
         data = self.storage.entry_bytes(seq) if isinstance(seq, int) and seq >= 0 else None
         if data is None:
             raise NotFound(f"no entry with seq {seq}")
-        return parse_entry(data)
+        return load_entry(data)
 
     def entry_by_receipt(self, receipt: str) -> Entry:
         try:
@@ -263,7 +269,11 @@ class Ledger:
         return found[1]
 
     def latest_checkpoint(self) -> Checkpoint:
-        return open_checkpoint(self.checkpoint(), self.verifier)
+        note = self.checkpoint()
+        cached = self._checkpoint_cache
+        if cached is None or cached[0] != note:
+            cached = self._checkpoint_cache = (note, open_checkpoint(note, self.verifier))
+        return cached[1]
 
     def inclusion_proof(self, seq: int, size: int | None = None) -> list[bytes]:
         size = self._tree_size(size)
