@@ -11,8 +11,7 @@ def create_app(test_config: dict | None = None):
     environment variables, then ``test_config``."""
     from flask import Flask
 
-    from . import docs, problems, public, state, writes
-    from .limits import limiter
+    from . import docs, limits, problems, public, state, writes
 
     instance = Path(
         (test_config or {}).get("INSTANCE") or os.environ.get("LUODI_INSTANCE") or "instance"
@@ -47,7 +46,7 @@ def create_app(test_config: dict | None = None):
     app.json.ensure_ascii = False
 
     api = problems.init_app(app)
-    limiter.init_app(app)
+    limits.init_app(app, writes.blp)
     state.init_app(app)
     docs.init_app(app)
     api.register_blueprint(public.blp)

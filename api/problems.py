@@ -69,9 +69,15 @@ def _unexpected(error: Exception):
     return problem(500, "internal", "Internal error", "the server failed; nothing was written")
 
 
+def _too_deep(error: RecursionError):
+    return problem(400, "bad-request", "Bad Request", "the JSON body is nested too deeply")
+
+
 def init_app(app: Flask) -> Api:
     api = ProblemApi(app)
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     app.register_error_handler(LuodiError, _domain_error)
+    app.register_error_handler(RecursionError, _too_deep)
     if not app.testing:
         app.register_error_handler(Exception, _unexpected)
     return api

@@ -11,7 +11,6 @@ from ledger.errors import InvalidInput
 from ledger.tokens import authenticate, require
 
 from . import schemas as s
-from .limits import limiter, write_limit
 from .state import charity_ledger
 from .views import item, receipt
 
@@ -46,7 +45,6 @@ _SECURITY = [{"bearerAuth": []}]
 
 @blp.post("/charities")
 @needs("admin")
-@limiter.limit(write_limit)
 @blp.arguments(s.CharityIn)
 @blp.response(201, s.EntryItem)
 @blp.doc(security=_SECURITY)
@@ -57,7 +55,6 @@ def register_charity(body):
 
 @blp.post("/projects")
 @needs("admin")
-@limiter.limit(write_limit)
 @blp.arguments(s.ProjectIn)
 @blp.response(201, s.EntryItem)
 @blp.doc(security=_SECURITY)
@@ -70,7 +67,6 @@ def open_project(body):
 
 @blp.post("/projects/<project_id>/donations")
 @needs("intake")
-@limiter.limit(write_limit)
 @blp.arguments(s.IdempotencyHeader, location="headers")
 @blp.arguments(s.DonationIn)
 @blp.response(201, s.DonationReceipt)
@@ -87,7 +83,6 @@ def donate(headers, body, project_id):
 
 
 @blp.post("/projects/<project_id>/disbursements")
-@limiter.limit(write_limit)
 @blp.arguments(s.SignedIn)
 @blp.response(201, s.EntryItem)
 def disburse(body, project_id):
@@ -98,7 +93,6 @@ def disburse(body, project_id):
 
 
 @blp.post("/charities/<charity_id>/key-rotations")
-@limiter.limit(write_limit)
 @blp.arguments(s.SignedIn)
 @blp.response(201, s.EntryItem)
 def rotate_keys(body, charity_id):
@@ -110,7 +104,6 @@ def rotate_keys(body, charity_id):
 
 @blp.post("/receipts/<leaf_hash>/refunds")
 @needs("intake")
-@limiter.limit(write_limit)
 @blp.arguments(s.RefundIn)
 @blp.response(201, s.EntryItem)
 @blp.doc(security=_SECURITY)

@@ -183,7 +183,9 @@ class CharityLedger:
 
     def refund(self, donation: str, amount: str, reason: str) -> Entry:
         """Return unspent money of one donation to its donor."""
-        found = self.books.donation(donation) if _is_receipt(donation) else None
+        if not _is_receipt(donation):
+            raise InvalidInput("a receipt hash is 64 lowercase hex digits")
+        found = self.books.donation(donation)
         if found is None:
             raise NotFound(f"no donation with receipt {donation}")
         project = self.books.project(found.project)
@@ -201,7 +203,9 @@ class CharityLedger:
 
     def trace(self, receipt: str) -> DonationTrace:
         """Which disbursements spent this gift, how much was refunded, what is unspent."""
-        found = self.books.donation(receipt) if _is_receipt(receipt) else None
+        if not _is_receipt(receipt):
+            raise InvalidInput("a receipt hash is 64 lowercase hex digits")
+        found = self.books.donation(receipt)
         if found is None:
             raise NotFound(f"no donation with receipt {receipt}")
         project = self.books.project(found.project)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 
-from .canonical import parse_json
+from .canonical import INT_MAX, parse_json
 from .checkpoint import Checkpoint, open_checkpoint
 from .entry import GENESIS_PREV, Entry, body_bytes, check_time, load_entry, parse_entry, seal, utc_now
 from .books import DEFAULT_WINDOW_SECONDS
@@ -207,7 +207,7 @@ class Ledger:
         """A stored entry, as stored.  Reads trust the rules checked when it was
         appended; re-checking them is :func:`ledger.verify.verify_log`'s job, and
         whoever reads it can re-hash the canonical bytes themselves."""
-        data = self.storage.entry_bytes(seq) if isinstance(seq, int) and seq >= 0 else None
+        data = self.storage.entry_bytes(seq) if isinstance(seq, int) and 0 <= seq <= INT_MAX else None
         if data is None:
             raise NotFound(f"no entry with seq {seq}")
         return load_entry(data)

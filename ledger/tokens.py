@@ -43,9 +43,10 @@ def create_token(storage, role: str, charity: str | None = None) -> str:
 
 def authenticate(storage, header: str | None) -> Grant:
     """The grant of an ``Authorization: Bearer`` header, or :class:`Unauthorized`."""
-    if not header or not header.startswith("Bearer "):
+    scheme, _, token = (header or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:  # RFC 9110 §11.1: the scheme is case-insensitive
         raise Unauthorized("a bearer token is required")
-    token = header[len("Bearer ") :].strip()
     digest = token_hash(token)
     row = storage.token(digest)
     # The lookup is by hash, so timing reveals nothing of the token; compare anyway.
