@@ -187,6 +187,8 @@ def keygen(name, out):
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError as exc:
         raise click.ClickException(f"{out} already exists; keys are never overwritten") from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {out}: {exc.strerror}") from exc
     with os.fdopen(fd, "w") as f:
         f.write(signer.to_string() + "\n")
     click.echo(signer.verifier.to_string())

@@ -4,8 +4,12 @@ Flask, webargs and flask-limiter."""
 
 from __future__ import annotations
 
+import http
+
 from flask import Flask, Response, json, request
 from flask_smorest import Api
+from flask_smorest.utils import prepare_response
+from marshmallow import INCLUDE, Schema, fields
 from werkzeug.exceptions import HTTPException
 
 from ledger.errors import LuodiError
@@ -35,8 +39,36 @@ def problem(status: int, slug: str, title: str, detail: str, **extra) -> Respons
     return resp
 
 
+class ProblemSchema(Schema):
+    """RFC 9457 problem details, as every error is answered."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    instance = fields.String()
+    errors = fields.Dict(metadata={"description": "schema errors by location and field"})
+
+
 class ProblemApi(Api):
-    """flask-smorest's Api, answering HTTP errors (webargs' 422 included) as problem+json."""
+    """flask-smorest's Api, answering HTTP errors (webargs' 422 included) as problem+json,
+    and documenting them so in the OpenAPI contract."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_responses(self):
+        for status in http.HTTPStatus:
+            response = {"description": status.phrase}
+            if not (100 <= status < 200) and status not in (204, 304):
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, PROBLEM)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, PROBLEM)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
 
     def handle_http_exception(self, error: HTTPException):
         status = error.code or 500

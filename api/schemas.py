@@ -127,7 +127,7 @@ class DonationIn(Schema):
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
     payment_ref = fields.String(required=True, validate=validate.Length(min=1, max=256))
     donor_ref = fields.String(required=True, validate=validate.Length(min=1, max=256))
-    value_date = fields.String(required=True)
+    value_date = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))
     personal = fields.Dict(keys=fields.String(), values=fields.String())
 
 

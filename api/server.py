@@ -14,6 +14,8 @@ class Server(BaseApplication):
             "worker_class": "sync",
             "timeout": 60,
             "accesslog": "-",
+            # No shared control socket: several servers (tests, instances) may run side by side.
+            "control_socket_disable": True,
             **(extra or {}),
         }
         super().__init__()

@@ -1,0 +1,425 @@
+"""HTTP rates of `luodi serve` on a 1,000,000-donation ledger, beside a trivial
+JSON endpoint of the same server.
+
+Targets: donation POSTs (each committed durably, WAL + synchronous=FULL,
+before its 201) at >= 50% of the rate of ``GET /v1/ping``, and receipt GETs
+(random donations: entry, inclusion proof, checkpoint, allocations) at >= 60%.
+
+The ledger is a real charity log (genesis, a charity with 2-of-3 keys, a
+project, N donations with their salts and intake keys, and one signed
+disbursement that spent the earliest gifts), built once under
+benchmarks/out/ and copied for each run so that every run starts from the
+same N.  The server is the real thing: ``luodi serve`` (gunicorn, sync
+workers) on 127.0.0.1, rate limits off.  Load comes from ``wrk`` when it is
+installed, else from Python processes, one blocking keep-alive
+``http.client`` connection each.  All phases run in one run, one after the
+other, with the same load generator and concurrency; each is bounded in time
+(and the Python fallback also in count).
+
+    python benchmarks/http.py [--entries 1000000] [--seconds 10] [--workers 2]
+                              [--connections 4] [--loadgen auto|wrk|python]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# This script is called http.py: keep its folder off the path while the standard
+# library's http package loads, or ``import http.client`` would find this file.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_saved_path = list(sys.path)
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.getcwd()) != _HERE]
+import http.client  # noqa: E402
+
+sys.path[:] = _saved_path
+
+import argparse  # noqa: E402
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import multiprocessing  # noqa: E402
+import random  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from _common import OUT, Timer, row, workdir  # noqa: E402
+
+from ledger import payload as P  # noqa: E402
+from ledger.canonical import canonical_bytes  # noqa: E402
+from ledger.charity import CharityLedger, donor_commitment, payment_ref_hash  # noqa: E402
+from ledger.charity_kinds import postings_for  # noqa: E402
+from ledger.instance import DB_NAME, init_instance, open_ledger  # noqa: E402
+from ledger.note import Signer  # noqa: E402
+from ledger.tokens import create_token  # noqa: E402
+
+HOST = "127.0.0.1"
+BATCH = 10_000
+CHARITY = "bench-charity"
+PROJECT = "bench-project"
+CHANNELS = ("wechat", "alipay", "unionpay", "bank_transfer")
+LUODI = str(Path(sys.executable).parent / "luodi")
+if not os.path.exists(LUODI):
+    LUODI = shutil.which("luodi") or LUODI
+
+
+# -- the ledger ------------------------------------------------------------------------------
+
+
+def _build(path: Path, n: int) -> None:
+    """A charity ledger with n donations, appended 10,000 per transaction."""
+    ledger = init_instance(path, "bench.luodi.example/log").ledger
+    books = CharityLedger(ledger)
+    signers = [Signer.generate(f"{CHARITY}/finance-{i}") for i in (1, 2, 3)]
+    books.register_charity(CHARITY, "Benchmark Charity", [s.verifier.to_string() for s in signers], 2)
+    books.open_project(PROJECT, CHARITY, "Winter relief (benchmark)", "Coats and coal", "CNY")
+    rng = random.Random(n)
+    first_amounts = []
+    done = 0
+    while done < n:
+        k = min(BATCH, n - done)
+        with ledger.writer() as w:
+            for i in range(done, done + k):
+                amount = rng.choice((1000, 2000, 5000, 9900, 10000, 20000, 50000, 100000))
+                channel = CHANNELS[i % 4]
+                payment_ref, donor_ref = f"PAY-{i:010d}", f"donor-{rng.getrandbits(40):012x}"
+                salt = rng.randbytes(32)
+                request = {
+                    "project": PROJECT, "amount": amount, "channel": channel, "payment_ref": payment_ref,
+                    "donor_ref": donor_ref, "value_date": "2026-11-29", "personal": None,
+                }
+                body = {
+                    "project": PROJECT,
+                    "amount": amount,
+                    "currency": "CNY",
+                    "channel": channel,
+                    "payment_ref_hash": payment_ref_hash(payment_ref),
+                    "donor_commitment": donor_commitment(salt, donor_ref),
+                    "value_date": "2026-11-29",
+                    "intake_key": f"bench-intake-{i:010d}",
+                }
+                body["postings"] = postings_for("donation", body)
+                entry = w.append("donation", body)
+                w.books.put_private(entry.leaf_hash, salt, hashlib.sha256(canonical_bytes(request)).digest(), None)
+                if len(first_amounts) < max(1, n // 1000):
+                    first_amounts.append(amount)
+        done += k
+    # One disbursement, signed 2-of-3, spends the earliest 0.1% of the gifts (FIFO),
+    # so that some receipts carry an allocation and its proof.
+    total = sum(first_amounts)
+    payload = P.disbursement(
+        charity=CHARITY, project=PROJECT, currency="CNY", payee="Gansu Coal Supply", purpose="Heating coal",
+        period=("2026-11-01", "2026-11-30"), lines=[("coal", f"{total // 100}.{total % 100:02d}")],
+    )
+    books.disburse(payload, [P.sign(payload, signers[0]), P.sign(payload, signers[1])])
+    ledger.storage.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    ledger.storage.close()
+
+
+def cached_instance(n: int) -> Path:
+    """The instance folder of an n-donation ledger under benchmarks/out/, built once."""
+    OUT.mkdir(exist_ok=True)
+    path = OUT / f"http-instance-{n}"
+    if not (path / DB_NAME).exists():
+        tmp = OUT / f"http-instance-{n}.building"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(path, ignore_errors=True)
+        with Timer() as t:
+            _build(tmp, n)
+        print(f"# built {path.name} in {t.seconds:.0f} s", file=sys.stderr)
+        tmp.rename(path)
+    return path
+
+
+# -- the server -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def _env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy") and not k.startswith("LUODI_")}
+    env.update(extra)
+    return env
+
+
+class Server:
+    def __init__(self, instance: Path, workers: int, scratch: Path):
+        self.port = free_port()
+        self.url = f"http://{HOST}:{self.port}"
+        self.err = open(scratch / "serve.err", "wb")
+        runtime = scratch / "run"
+        runtime.mkdir()
+        self.proc = subprocess.Popen(
+            [LUODI, "serve", "--instance", str(instance), "--host", HOST, "--port", str(self.port),
+             "--workers", str(workers)],
+            stdout=subprocess.DEVNULL, stderr=self.err, stdin=subprocess.DEVNULL, start_new_session=True,
+            env=_env(LUODI_RATELIMIT_ENABLED="false", XDG_RUNTIME_DIR=str(runtime)),
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                if get(self.port, "/v1/checkpoint")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise SystemExit(f"luodi serve did not start:\n{Path(self.err.name).read_text()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.err.close()
+
+
+def get(port: int, path: str) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+# -- load: wrk ----------------------------------------------------------------------------------
+
+LUA_DONE = r"""
+threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("tid", #threads)
+end
+function done(summary, latency, requests)
+  local bad = 0
+  for _, t in ipairs(threads) do bad = bad + (t:get("bad") or 0) end
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests":%d,"seconds":%.6f,"errors":%d,"unexpected":%d,"p50_ms":%.3f,"p99_ms":%.3f}\n',
+    summary.requests, summary.duration / 1e6, e.connect + e.read + e.write + e.timeout, bad,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+"""
+
+LUA_POST = LUA_DONE + r"""
+bad = 0
+counter = 0
+function init(args)
+  run, token, path = args[1], args[2], args[3]
+  math.randomseed(tid * 7919 + counter)
+end
+function request()
+  counter = counter + 1
+  local key = string.format("%s-%d-%d", run, tid, counter)
+  local body = string.format(
+    '{"amount":"%d.%02d","channel":"wechat","payment_ref":"PAY-%s","donor_ref":"donor-%s","value_date":"2026-11-29"}',
+    math.random(1, 2000), math.random(0, 99), key, key)
+  return wrk.format("POST", path, {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token,
+                                   ["Idempotency-Key"] = key}, body)
+end
+function response(status, headers, body)
+  if status ~= 201 then bad = bad + 1 end
+end
+"""
+
+LUA_GET = LUA_DONE + r"""
+bad = 0
+function init(args)
+  paths = {}
+  for line in io.lines(args[1]) do paths[#paths + 1] = line end
+  math.randomseed(tid * 104729)
+end
+function request()
+  return wrk.format("GET", paths[math.random(#paths)])
+end
+function response(status, headers, body)
+  if status ~= 200 then bad = bad + 1 end
+end
+"""
+
+LUA_PING = LUA_DONE + r"""
+bad = 0
+function response(status, headers, body)
+  if status ~= 200 then bad = bad + 1 end
+end
+"""
+
+
+def wrk(url: str, lua: str, scratch: Path, seconds: float, connections: int, args: list[str] = ()) -> dict:
+    script = scratch / f"load-{abs(hash(lua))}.lua"
+    script.write_text(lua)
+    threads = min(connections, max(1, os.cpu_count() or 1))
+    cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
+           "--timeout", "30s", "-s", str(script), url]
+    if args:
+        cmd += ["--", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120)
+    line = next((x for x in done.stdout.splitlines() if x.startswith("WRKJSON ")), None)
+    if done.returncode != 0 or line is None:
+        raise SystemExit(f"wrk failed:\n{done.stdout}\n{done.stderr}")
+    return json.loads(line[len("WRKJSON "):])
+
+
+# -- load: Python processes -------------------------------------------------------------------
+
+
+def _python_client(port, kind, arg, seconds, max_requests, seed, out):
+    rng = random.Random(seed)
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    lat, bad, n = [], 0, 0
+    stop = time.perf_counter() + seconds
+    want = {"ping": 200, "get": 200, "post": 201}[kind]
+    while n < max_requests:
+        t0 = time.perf_counter()
+        if t0 >= stop:
+            break
+        if kind == "post":
+            key = f"{arg[0]}-{seed}-{n}"
+            body = json.dumps({"amount": f"{rng.randint(1, 2000)}.{rng.randint(0, 99):02d}", "channel": "wechat",
+                               "payment_ref": f"PAY-{key}", "donor_ref": f"donor-{key}", "value_date": "2026-11-29"})
+            headers = {"Content-Type": "application/json", "Authorization": f"Bearer {arg[1]}", "Idempotency-Key": key}
+            method, path = "POST", arg[2]
+        else:
+            body, headers, method = None, {}, "GET"
+            path = "/v1/ping" if kind == "ping" else rng.choice(arg)
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            status = resp.status
+            if resp.will_close:
+                conn.close()
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            status = 0
+        lat.append(time.perf_counter() - t0)
+        bad += status != want
+        n += 1
+    conn.close()
+    out.put((n, bad, lat))
+
+
+def python_load(port: int, kind: str, arg, seconds: float, connections: int, max_requests: int) -> dict:
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    per = max(1, max_requests // connections)
+    procs = [ctx.Process(target=_python_client, args=(port, kind, arg, seconds, per, seed, out))
+             for seed in range(connections)]
+    t0 = time.perf_counter()
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=seconds + 120) for _ in procs]
+    elapsed = time.perf_counter() - t0
+    for p in procs:
+        p.join()
+    lat = sorted(x for _, _, ls in results for x in ls)
+    n = sum(r[0] for r in results)
+    return {
+        "requests": n,
+        "seconds": elapsed,
+        "errors": 0,
+        "unexpected": sum(r[1] for r in results),
+        "p50_ms": 1000 * lat[len(lat) // 2] if lat else 0.0,
+        "p99_ms": 1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else 0.0,
+    }
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--entries", type=int, default=1_000_000, help="donations in the ledger (default 1000000)")
+    ap.add_argument("--seconds", type=float, default=10.0, help="measured seconds per phase")
+    ap.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    ap.add_argument("--connections", type=int, default=0, help="concurrent connections (default 2 x workers)")
+    ap.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
+    ap.add_argument("--max-requests", type=int, default=200_000, help="cap per phase for the Python load generator")
+    ap.add_argument("--receipts", type=int, default=10_000, help="random donations whose receipts are asked")
+    args = ap.parse_args()
+    connections = args.connections or 2 * args.workers
+    loadgen = args.loadgen
+    if loadgen == "auto":
+        loadgen = "wrk" if shutil.which("wrk") else "python"
+    elif loadgen == "wrk" and not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed")
+
+    source = cached_instance(args.entries)
+    with workdir() as scratch:
+        instance = scratch / "instance"
+        shutil.copytree(source, instance)  # every run starts from the same ledger
+        ledger = open_ledger(instance, with_key=False)
+        token = create_token(ledger.storage, "intake")
+        lo, hi = ledger.storage.conn.execute("SELECT min(seq), max(seq) FROM donations").fetchone()
+        rng = random.Random(args.entries)
+        seqs = [rng.randint(lo, hi) for _ in range(args.receipts)]
+        receipts = [f"/v1/receipts/{ledger.entry(q).receipt}" for q in seqs]
+        size_before = ledger.size()
+        ledger.storage.close()
+        paths_file = scratch / "receipts.txt"
+        paths_file.write_text("\n".join(receipts) + "\n")
+        run_id = f"bench-{int(time.time()) & 0xFFFFFF:06x}"
+        post_path = f"/v1/projects/{PROJECT}/donations"
+
+        server = Server(instance, args.workers, scratch)
+        try:
+            warm = min(2.0, max(1.0, args.seconds / 5))
+
+            def phase(kind: str, seconds: float, label: str) -> dict:
+                run = f"{run_id}-{label}"  # every POST carries a new Idempotency-Key
+                if loadgen == "wrk":
+                    lua, extra = {"ping": (LUA_PING, []), "post": (LUA_POST, [run, token, post_path]),
+                                  "get": (LUA_GET, [str(paths_file)])}[kind]
+                    path = "/v1/ping" if kind == "ping" else "/"
+                    return wrk(server.url + path, lua, scratch, seconds, connections, extra)
+                arg = {"ping": None, "post": (run, token, post_path), "get": receipts}[kind]
+                return python_load(server.port, kind, arg, seconds, connections, args.max_requests)
+
+            results = {}
+            for kind in ("ping", "post", "get"):
+                phase(kind, warm, "w")  # warm up: first requests open the database in each worker
+                results[kind] = phase(kind, args.seconds, "m")
+            cp = get(server.port, "/v1/checkpoint")[1].decode().split("\n")
+        finally:
+            server.stop()
+        log_size = int(cp[1])
+
+    rates = {k: r["requests"] / r["seconds"] for k, r in results.items()}
+    gen = f"wrk, {min(connections, os.cpu_count() or 1)} threads" if loadgen == "wrk" else "Python processes"
+    print(f"# HTTP at {args.entries:,} donations ({size_before:,} entries): luodi serve, gunicorn {args.workers} sync "
+          f"workers on {HOST}; load from {gen}, {connections} connections; {args.seconds:g} s per phase, "
+          f"after a {warm:g} s warm-up each; {os.cpu_count()} cores shared by server and load")
+    print("# targets: donation POSTs >= 50% of the ping rate; receipt GETs >= 60% of the ping rate")
+    row("phase", "requests", "rate", "vs ping", "target", "p50", "p99", "non-2xx/errors")
+    names = {"ping": "ping (GET /v1/ping)", "post": "donation POST (durable 201)", "get": "receipt GET (random gift)"}
+    targets = {"ping": None, "post": 0.50, "get": 0.60}
+    for kind in ("ping", "post", "get"):
+        r, rate, target = results[kind], rates[kind], targets[kind]
+        ratio = rate / rates["ping"] if rates["ping"] else 0.0
+        row(
+            names[kind],
+            f"{r['requests']:,}",
+            f"{rate:,.0f}/s",
+            "-" if target is None else f"{ratio:.0%}",
+            "-" if target is None else f">= {target:.0%} ({'met' if ratio >= target else 'NOT met'})",
+            f"{r['p50_ms']:.2f} ms",
+            f"{r['p99_ms']:.2f} ms",
+            f"{r['errors'] + r['unexpected']:,}",
+        )
+    posted = log_size - size_before
+    print(f"# the log grew by {posted:,} entries during the run (warm-ups included), to {log_size:,}")
+
+
+if __name__ == "__main__":
+    main()
