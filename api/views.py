@@ -6,6 +6,7 @@ import hashlib
 
 from flask import Response, request
 
+from ledger.allocation import DonationTrace
 from ledger.charity import CharityLedger
 from ledger.entry import Entry
 from ledger.errors import NotFound
@@ -29,14 +30,20 @@ def immutable(resp: Response) -> Response:
     return resp.make_conditional(request)
 
 
-def receipt(books: CharityLedger, entry: Entry) -> dict:
-    """All a donor needs to check a gift offline, against the latest checkpoint."""
+def receipt(books: CharityLedger, entry: Entry, signed_with: tuple | None = None) -> dict:
+    """All a donor needs to check a gift offline, against the latest checkpoint.
+
+    ``signed_with``: the (note, checkpoint) committed with a donation this
+    request appended; at that tree size nothing has spent or refunded it."""
     if entry.kind != "donation":
         raise NotFound(f"{entry.receipt} is a {entry.kind} entry, not a donation")
     ledger = books.ledger
-    cp = ledger.latest_checkpoint()
+    note, cp = signed_with or ledger.latest_checkpoint_note()
     size = cp.size
-    trace = books.trace(entry.receipt)
+    if signed_with is not None:
+        trace = DonationTrace(entry.receipt, entry.body["project"], entry.body["currency"], entry.body["amount"])
+    else:
+        trace = books.trace(entry.receipt)
     cur = trace.currency
     allocation = []
     for disbursement, amount in trace.spent:
@@ -54,7 +61,7 @@ def receipt(books: CharityLedger, entry: Entry) -> dict:
         "leaf_index": entry.seq,
         "tree_size": size,
         "inclusion_proof": hexes(ledger.inclusion_proof(entry.seq, size)),
-        "checkpoint": ledger.checkpoint(size),
+        "checkpoint": note,
         "log_key": ledger.verifier.to_string(),
         "currency": cur,
         "amount": format_amount(trace.amount, cur),

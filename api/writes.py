@@ -77,7 +77,7 @@ def donate(headers, body, project_id):
     books = charity_ledger()
     require(g.grant, "intake", books.project(project_id).charity)
     done = books.record_donation(project_id, intake_key=headers["idempotency_key"], **body)
-    answer = receipt(books, done.entry)
+    answer = receipt(books, done.entry, done.signed_with)
     answer["salt"] = done.salt
     return answer, 200 if done.replayed else 201
 

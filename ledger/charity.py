@@ -40,6 +40,9 @@ class DonationReceipt:
     entry: Entry
     salt: str | None  # hex; None only when a replay finds the personal data erased
     replayed: bool
+    # For a new donation: the checkpoint signed with it, as (note, parsed), where
+    # nothing has spent the gift yet.
+    signed_with: tuple | None = None
 
 
 def _text(value, what: str, limit: int = 256) -> str:
@@ -143,7 +146,7 @@ class CharityLedger:
             body["postings"] = postings_for("donation", body)
             entry = w.append("donation", body)
             w.books.put_private(entry.leaf_hash, salt, fingerprint, json.dumps(personal) if personal else None)
-        return DonationReceipt(entry, salt.hex(), replayed=False)
+        return DonationReceipt(entry, salt.hex(), replayed=False, signed_with=(w.note, w.checkpoint))
 
     def _replay(self, receipt: str, fingerprint: bytes, books) -> DonationReceipt:
         private = books.private(receipt)

@@ -89,8 +89,11 @@ class Writer:
             return
         size = self.frontier.size
         signer = self.ledger.signer
-        self.txn.write(self._rows, (size, Checkpoint(signer.name, size, self.frontier.root()).sign(signer)))
+        checkpoint = Checkpoint(signer.name, size, self.frontier.root())
+        self.note = checkpoint.sign(signer)
+        self.txn.write(self._rows, (size, self.note))
         self.books.mark_applied(size - 1)
+        self.checkpoint = checkpoint
 
 
 class Ledger:
@@ -191,6 +194,9 @@ class Ledger:
             w = Writer(self, txn, _genesis)
             yield w
             w.commit()
+        if w._rows:
+            # This process signed it: no need to verify it again when asked for it.
+            self._checkpoint_cache = (w.note, w.checkpoint)
 
     @staticmethod
     def _frontier(txn, size: int) -> list[bytes]:
@@ -219,10 +225,10 @@ class Ledger:
             leaf = b""
         if len(leaf) != 32 or receipt != receipt.lower():
             raise InvalidInput("a receipt hash is 64 lowercase hex digits")
-        seq = self.storage.seq_of(leaf)
-        if seq is None:
+        data = self.storage.entry_by_hash(leaf)
+        if data is None:
             raise NotFound(f"no entry with receipt hash {receipt}")
-        entry = self.entry(seq)
+        entry = load_entry(data)
         if not hmac.compare_digest(entry.leaf_hash, leaf):
             raise NotFound(f"no entry with receipt hash {receipt}")
         return entry
@@ -268,12 +274,16 @@ class Ledger:
             raise NotFound("no checkpoint" if size is None else f"no checkpoint at tree size {size}")
         return found[1]
 
-    def latest_checkpoint(self) -> Checkpoint:
+    def latest_checkpoint_note(self) -> tuple[str, Checkpoint]:
+        """The latest signed checkpoint, as its note and parsed."""
         note = self.checkpoint()
         cached = self._checkpoint_cache
         if cached is None or cached[0] != note:
             cached = self._checkpoint_cache = (note, open_checkpoint(note, self.verifier))
-        return cached[1]
+        return cached
+
+    def latest_checkpoint(self) -> Checkpoint:
+        return self.latest_checkpoint_note()[1]
 
     def inclusion_proof(self, seq: int, size: int | None = None) -> list[bytes]:
         size = self._tree_size(size)

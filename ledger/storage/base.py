@@ -73,6 +73,10 @@ class Storage(ABC):
     def seq_of(self, leaf_hash: bytes) -> int | None: ...
 
     @abstractmethod
+    def entry_by_hash(self, leaf_hash: bytes) -> bytes | None:
+        """The canonical bytes of the entry with this leaf hash, in one lookup."""
+
+    @abstractmethod
     def nodes(self, wanted: Iterable[Node]) -> dict[Node, bytes]:
         """Fetch perfect nodes (level 0 is the leaf hashes) in one round trip.
 

@@ -177,6 +177,10 @@ class SQLiteStorage(Storage):
         row = self._reader().execute("SELECT canonical FROM entries WHERE seq = ?", (seq,)).fetchone()
         return None if row is None else row[0]
 
+    def entry_by_hash(self, leaf_hash):
+        row = self._reader().execute("SELECT canonical FROM entries WHERE leaf_hash = ?", (leaf_hash,)).fetchone()
+        return None if row is None else row[0]
+
     def seq_of(self, leaf_hash):
         row = self._reader().execute("SELECT seq FROM entries WHERE leaf_hash = ?", (leaf_hash,)).fetchone()
         return None if row is None else row[0]
