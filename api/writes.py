@@ -43,6 +43,13 @@ def _guard():
 _SECURITY = [{"bearerAuth": []}]
 
 
+def _signed_for(body: dict, field: str, expected: str) -> None:
+    """The URL must name what the charity signed for."""
+    named = body["payload"].get(field)
+    if named != expected:
+        raise InvalidInput(f"the signed payload is for {field} {named!r}, not {expected!r}")
+
+
 @blp.post("/charities")
 @needs("admin")
 @blp.arguments(s.CharityIn)
@@ -87,8 +94,7 @@ def donate(headers, body, project_id):
 @blp.response(201, s.EntryItem)
 def disburse(body, project_id):
     """Append a disbursement signed by a threshold of the charity's keys (no token: the signatures are the authority)."""
-    if body["payload"].get("project") != project_id:
-        raise InvalidInput(f"the signed payload is for project {body['payload'].get('project')!r}, not {project_id!r}")
+    _signed_for(body, "project", project_id)
     return item(charity_ledger().disburse(body["payload"], body["signatures"]))
 
 
@@ -97,8 +103,7 @@ def disburse(body, project_id):
 @blp.response(201, s.EntryItem)
 def rotate_keys(body, charity_id):
     """Replace a charity's keys, signed by a threshold of its current keys."""
-    if body["payload"].get("charity") != charity_id:
-        raise InvalidInput(f"the signed payload is for charity {body['payload'].get('charity')!r}, not {charity_id!r}")
+    _signed_for(body, "charity", charity_id)
     return item(charity_ledger().rotate_keys(body["payload"], body["signatures"]))
 
 

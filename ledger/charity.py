@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 
 from .allocation import DonationTrace
-from .books import Project
+from .books import Donation, Project
 from .canonical import canonical_bytes
 from .charity_kinds import postings_for
 from .entry import Entry
@@ -186,12 +186,7 @@ class CharityLedger:
 
     def refund(self, donation: str, amount: str, reason: str) -> Entry:
         """Return unspent money of one donation to its donor."""
-        if not _is_receipt(donation):
-            raise InvalidInput("a receipt hash is 64 lowercase hex digits")
-        found = self.books.donation(donation)
-        if found is None:
-            raise NotFound(f"no donation with receipt {donation}")
-        project = self.books.project(found.project)
+        found, project = self._donation(donation)
         body = {
             "donation": donation,
             "project": found.project,
@@ -206,15 +201,18 @@ class CharityLedger:
 
     def trace(self, receipt: str) -> DonationTrace:
         """Which disbursements spent this gift, how much was refunded, what is unspent."""
+        found, project = self._donation(receipt)
+        return DonationTrace(
+            receipt, found.project, project.currency, found.amount, self.books.allocations_of(receipt), found.refunded
+        )
+
+    def _donation(self, receipt: str) -> tuple[Donation, Project]:
         if not _is_receipt(receipt):
             raise InvalidInput("a receipt hash is 64 lowercase hex digits")
         found = self.books.donation(receipt)
         if found is None:
             raise NotFound(f"no donation with receipt {receipt}")
-        project = self.books.project(found.project)
-        return DonationTrace(
-            receipt, found.project, project.currency, found.amount, self.books.allocations_of(receipt), found.refunded
-        )
+        return found, self.books.project(found.project)
 
     def project(self, project: str) -> Project:
         found = self.books.project(project) if isinstance(project, str) else None
