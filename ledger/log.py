@@ -14,8 +14,8 @@ from functools import cached_property
 
 from .canonical import INT_MAX, parse_json
 from .checkpoint import Checkpoint, open_checkpoint
-from .entry import GENESIS_PREV, Entry, body_bytes, check_time, load_entry, parse_entry, seal, utc_now
 from .books import DEFAULT_WINDOW_SECONDS
+from .entry import GENESIS_PREV, Entry, body_bytes, check_time, load_entry, parse_entry, seal, utc_now
 from .errors import InstanceError, InvalidEntry, InvalidInput, LogCorrupted, LuodiError, NotFound
 from .kinds import ALLOCATION_POLICY, HASH_ALGORITHM
 from .merkle import (
@@ -53,6 +53,8 @@ class Writer:
         self.frontier = Frontier(size, ledger._frontier(txn, size))
         self.entries: list[Entry] = []
         self._rows: list[tuple[int, bytes, bytes, bytes]] = []
+        self.note: str | None = None  # the signed checkpoint, once committed
+        self.checkpoint: Checkpoint | None = None
         self.books = txn.books(ledger.window_seconds)
         self._catch_up(size)
 
