@@ -18,11 +18,11 @@ from ledger.books import DEFAULT_WINDOW_SECONDS
 from ledger.charity import CharityLedger
 from ledger.demo import seed_demo
 from ledger.errors import LuodiError
+from ledger import payload as P
+from ledger.clock import utc_now
 from ledger.money import format_amount
 from ledger.note import Signer
 from ledger.tokens import ROLES, create_token
-from ledger import payload as P
-from ledger.clock import utc_now
 from ledger.verify import verify_log
 
 
@@ -229,7 +229,7 @@ def _summary(ledger) -> None:
     from rich.table import Table
 
     report = verify_log(ledger.storage)
-    audit = audit_books(ledger.storage, ledger.window_seconds)
+    audit_books(ledger.storage, ledger.window_seconds)  # raises at the first disagreement
     table = Table(title="Luodi ledger", show_header=False)
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")

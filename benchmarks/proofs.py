@@ -30,9 +30,9 @@ def measure(n: int, count: int) -> tuple[float, float]:
     with Timer() as con:
         cproofs = [ledger.consistency_proof(m, size) for m in firsts]
     root = ledger.root(size)
-    for i, proof in list(zip(indexes, proofs))[::100]:
+    for i, proof in list(zip(indexes, proofs, strict=True))[::100]:
         merkle.verify_inclusion(ledger.entry(i).leaf_hash, i, size, proof, root)
-    for m, proof in list(zip(firsts, cproofs))[::100]:
+    for m, proof in list(zip(firsts, cproofs, strict=True))[::100]:
         merkle.verify_consistency(m, size, ledger.root(m), root, proof)
     ledger.storage.close()
     return count / inc.seconds, count / con.seconds

@@ -18,7 +18,7 @@ import re
 from typing import NamedTuple
 
 from .canonical import INT_MAX, canonical_bytes, parse_json
-from .clock import check_time, format_time, utc_now
+from .clock import check_time, format_time, utc_now  # noqa: F401  (format_time, utc_now: re-exported)
 from .errors import InvalidEntry
 from .kinds import validate_body
 

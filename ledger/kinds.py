@@ -36,7 +36,7 @@ def require_fields(body: dict, required: dict[str, type], optional: dict[str, ty
     unknown = set(body) - set(required) - set(optional)
     if unknown:
         raise InvalidEntry(f"unknown field(s): {', '.join(sorted(unknown))}")
-    for field, t in required.items():
+    for field in required:
         if field not in body:
             raise InvalidEntry(f"missing field: {field}")
     for field, t in {**required, **optional}.items():

@@ -175,7 +175,8 @@ def _verify(storage: Storage, pinned: Verifier | None, run) -> VerifyReport:
             if result.first_time < last_time:
                 raise LogCorrupted(seq, f"time {result.first_time} is before the previous entry's {last_time}")
             prev, last_time = result.leaf_hashes[-1].hex(), result.last_time
-        for leaf, stored_tree in zip(result.leaf_hashes, stored_trees):
+        # leaf_hashes is shorter than stored_trees when the chunk stopped at a fault.
+        for leaf, stored_tree in zip(result.leaf_hashes, stored_trees, strict=False):
             seq = frontier.size
             made = frontier.append(leaf)
             if not isinstance(stored_tree, bytes) or not hmac.compare_digest(stored_tree, b"".join([m[2] for m in made])):
