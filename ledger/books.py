@@ -95,6 +95,7 @@ class Donation:
     amount: int
     spent: int
     refunded: int
+    currency: str
 
     @property
     def unspent(self) -> int:
@@ -169,7 +170,9 @@ class Books:
 
     def donation(self, receipt: str) -> Donation | None:
         row = self.conn.execute(
-            "SELECT seq, project, amount, spent, refunded FROM donations WHERE receipt = ?", (bytes.fromhex(receipt),)
+            "SELECT d.seq, d.project, d.amount, d.spent, d.refunded, p.currency "
+            "FROM donations AS d JOIN projects AS p ON p.project = d.project WHERE d.receipt = ?",
+            (bytes.fromhex(receipt),),
         ).fetchone()
         return None if row is None else Donation(receipt, *row)
 

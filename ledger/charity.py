@@ -186,12 +186,12 @@ class CharityLedger:
 
     def refund(self, donation: str, amount: str, reason: str) -> Entry:
         """Return unspent money of one donation to its donor."""
-        found, project = self._donation(donation)
+        found = self._donation(donation)
         body = {
             "donation": donation,
             "project": found.project,
-            "amount": parse_amount(amount, project.currency),
-            "currency": project.currency,
+            "amount": parse_amount(amount, found.currency),
+            "currency": found.currency,
             "reason": reason,
         }
         body["postings"] = postings_for("refund", body)
@@ -201,18 +201,17 @@ class CharityLedger:
 
     def trace(self, receipt: str) -> DonationTrace:
         """Which disbursements spent this gift, how much was refunded, what is unspent."""
-        found, project = self._donation(receipt)
-        return DonationTrace(
-            receipt, found.project, project.currency, found.amount, self.books.allocations_of(receipt), found.refunded
-        )
+        found = self._donation(receipt)
+        spent = self.books.allocations_of(receipt) if found.spent else []
+        return DonationTrace(receipt, found.project, found.currency, found.amount, spent, found.refunded)
 
-    def _donation(self, receipt: str) -> tuple[Donation, Project]:
+    def _donation(self, receipt: str) -> Donation:
         if not _is_receipt(receipt):
             raise InvalidInput("a receipt hash is 64 lowercase hex digits")
         found = self.books.donation(receipt)
         if found is None:
             raise NotFound(f"no donation with receipt {receipt}")
-        return found, self.books.project(found.project)
+        return found
 
     def project(self, project: str) -> Project:
         found = self.books.project(project) if isinstance(project, str) else None
