@@ -8,6 +8,8 @@ the primary key.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -44,6 +46,16 @@ def connect(path: str | Path) -> sqlite3.Connection:
     conn.execute("PRAGMA secure_delete = ON")
     conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     return conn
+
+
+@contextmanager
+def _file_lock(path: Path):
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def _rows_sql(n: int) -> str:
@@ -113,6 +125,7 @@ class SQLiteStorage(Storage):
         self.conn = connect(self.path)
         self.db = sqlite_utils.Database(self.conn)
         self._lock = threading.RLock()
+        self._lock_path = self.path.with_name(self.path.name + ".lock")
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self.migrations_applied: list[str] = []
@@ -131,7 +144,11 @@ class SQLiteStorage(Storage):
 
     @contextmanager
     def append_transaction(self):
-        with self._lock:
+        # Writers queue on an flock first: SQLite's own busy handler sleeps in
+        # growing steps (1, 2, 5, 10 ms ...) while another process holds the
+        # write lock, whereas a blocked flock wakes the moment it is released.
+        # BEGIN IMMEDIATE still guards against writers that skip the flock.
+        with self._lock, _file_lock(self._lock_path):
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield _SQLiteAppend(self.conn)
