@@ -35,7 +35,6 @@ import http.client  # noqa: E402
 sys.path[:] = _saved_path
 
 import argparse  # noqa: E402
-import hashlib  # noqa: E402
 import json  # noqa: E402
 import multiprocessing  # noqa: E402
 import random  # noqa: E402
@@ -49,10 +48,9 @@ from pathlib import Path  # noqa: E402
 from _common import OUT, Timer, row, workdir  # noqa: E402
 
 from ledger import payload as P  # noqa: E402
-from ledger.canonical import canonical_bytes  # noqa: E402
-from ledger.charity import CharityLedger, donor_commitment, payment_ref_hash  # noqa: E402
-from ledger.charity_kinds import postings_for  # noqa: E402
+from ledger.charity import CharityLedger  # noqa: E402
 from ledger.instance import DB_NAME, init_instance, open_ledger  # noqa: E402
+from ledger.money import format_amount  # noqa: E402
 from ledger.note import Signer  # noqa: E402
 from ledger.tokens import create_token  # noqa: E402
 
@@ -85,25 +83,10 @@ def _build(path: Path, n: int) -> None:
             for i in range(done, done + k):
                 amount = rng.choice((1000, 2000, 5000, 9900, 10000, 20000, 50000, 100000))
                 channel = CHANNELS[i % 4]
-                payment_ref, donor_ref = f"PAY-{i:010d}", f"donor-{rng.getrandbits(40):012x}"
-                salt = rng.randbytes(32)
-                request = {
-                    "project": PROJECT, "amount": amount, "channel": channel, "payment_ref": payment_ref,
-                    "donor_ref": donor_ref, "value_date": "2026-11-29", "personal": None,
-                }
-                body = {
-                    "project": PROJECT,
-                    "amount": amount,
-                    "currency": "CNY",
-                    "channel": channel,
-                    "payment_ref_hash": payment_ref_hash(payment_ref),
-                    "donor_commitment": donor_commitment(salt, donor_ref),
-                    "value_date": "2026-11-29",
-                    "intake_key": f"bench-intake-{i:010d}",
-                }
-                body["postings"] = postings_for("donation", body)
-                entry = w.append("donation", body)
-                w.books.put_private(entry.leaf_hash, salt, hashlib.sha256(canonical_bytes(request)).digest(), None)
+                books.record_donation_in(
+                    w, PROJECT, format_amount(amount, "CNY"), channel, f"PAY-{i:010d}",
+                    f"donor-{rng.getrandbits(40):012x}", "2026-11-29", f"bench-intake-{i:010d}",
+                )
                 if len(first_amounts) < max(1, n // 1000):
                     first_amounts.append(amount)
         done += k

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .allocation import DonationTrace
 from .books import Donation, Project
@@ -19,7 +19,7 @@ from .canonical import canonical_bytes
 from .charity_kinds import postings_for
 from .entry import Entry
 from .errors import Conflict, InvalidInput, NotFound
-from .log import Ledger
+from .log import Ledger, Writer
 from .money import parse_amount
 
 SALT_BYTES = 32
@@ -108,54 +108,77 @@ class CharityLedger:
         ``donor_ref`` and ``personal`` never enter the log: the entry holds
         only ``SHA-256(salt || donor_ref)``, and the salt goes back in the receipt.
         """
+        with self.ledger.writer() as w:
+            done = self.record_donation_in(
+                w, project, amount, channel, payment_ref, donor_ref, value_date, intake_key, personal
+            )
+        if done.replayed:
+            return done
+        return replace(done, signed_with=(w.note, w.checkpoint))
+
+    def record_donation_in(
+        self,
+        w: Writer,
+        project: str,
+        amount: str,
+        channel: str,
+        payment_ref: str,
+        donor_ref: str,
+        value_date: str,
+        intake_key: str,
+        personal: dict | None = None,
+    ) -> DonationReceipt:
+        """:meth:`record_donation` inside an open :meth:`Ledger.writer`, so that an
+        intake can commit many donations with one checkpoint."""
         payment_ref = _text(payment_ref, "payment reference")
         donor_ref = _text(donor_ref, "donor reference")
         if personal is not None and (
             type(personal) is not dict or not all(isinstance(k, str) and isinstance(v, str) for k, v in personal.items())
         ):
             raise InvalidInput("personal data must be an object of strings")
-        with self.ledger.writer() as w:
-            found = w.books.project(project) if isinstance(project, str) else None
-            if found is None:
-                raise NotFound(f"no project {project!r}")
-            minor = parse_amount(amount, found.currency)
-            request = {
-                "project": project,
-                "amount": minor,
-                "channel": channel,
-                "payment_ref": payment_ref,
-                "donor_ref": donor_ref,
-                "value_date": value_date,
-                "personal": personal,
-            }
-            fingerprint = hashlib.sha256(canonical_bytes(request)).digest()
-            existing = w.books.intake(intake_key) if isinstance(intake_key, str) else None
-            if existing is not None:
-                return self._replay(existing, fingerprint, w.books)
-            salt = secrets.token_bytes(SALT_BYTES)
-            body = {
-                "project": project,
-                "amount": minor,
-                "currency": found.currency,
-                "channel": channel,
-                "payment_ref_hash": payment_ref_hash(payment_ref),
-                "donor_commitment": donor_commitment(salt, donor_ref),
-                "value_date": value_date,
-                "intake_key": intake_key,
-            }
-            body["postings"] = postings_for("donation", body)
-            entry = w.append("donation", body)
-            w.books.put_private(entry.leaf_hash, salt, fingerprint, json.dumps(personal) if personal else None)
-        return DonationReceipt(entry, salt.hex(), replayed=False, signed_with=(w.note, w.checkpoint))
+        found = w.books.project(project) if isinstance(project, str) else None
+        if found is None:
+            raise NotFound(f"no project {project!r}")
+        minor = parse_amount(amount, found.currency)
+        request = {
+            "project": project,
+            "amount": minor,
+            "channel": channel,
+            "payment_ref": payment_ref,
+            "donor_ref": donor_ref,
+            "value_date": value_date,
+            "personal": personal,
+        }
+        fingerprint = hashlib.sha256(canonical_bytes(request)).digest()
+        existing = w.books.intake(intake_key) if isinstance(intake_key, str) else None
+        if existing is not None:
+            return self._replay(existing, fingerprint, w)
+        salt = secrets.token_bytes(SALT_BYTES)
+        body = {
+            "project": project,
+            "amount": minor,
+            "currency": found.currency,
+            "channel": channel,
+            "payment_ref_hash": payment_ref_hash(payment_ref),
+            "donor_commitment": donor_commitment(salt, donor_ref),
+            "value_date": value_date,
+            "intake_key": intake_key,
+        }
+        body["postings"] = postings_for("donation", body)
+        entry = w.append("donation", body)
+        w.books.put_private(entry.leaf_hash, salt, fingerprint, json.dumps(personal) if personal else None)
+        return DonationReceipt(entry, salt.hex(), replayed=False)
 
-    def _replay(self, receipt: str, fingerprint: bytes, books) -> DonationReceipt:
-        private = books.private(receipt)
+    def _replay(self, receipt: str, fingerprint: bytes, w: Writer) -> DonationReceipt:
+        private = w.books.private(receipt)
         if private is None:
             raise Conflict("this intake key was used by a donation whose personal data has been erased")
         salt, stored, _ = private
         if not hmac.compare_digest(stored, fingerprint):
             raise Conflict("this intake key was already used for a different donation")
-        return DonationReceipt(self.ledger.entry_by_receipt(receipt), salt.hex(), replayed=True)
+        staged = [e for e in w.entries if e.receipt == receipt]  # appended earlier in this same writer
+        entry = staged[0] if staged else self.ledger.entry_by_receipt(receipt)
+        return DonationReceipt(entry, salt.hex(), replayed=True)
 
     def erase_personal_data(self, receipt: str) -> bool:
         """Delete what the intake sent about the donor, and the salt; the log is untouched."""

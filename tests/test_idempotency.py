@@ -429,3 +429,21 @@ def test_a_reader_thread_never_sees_an_append_that_is_then_refused(tmp_path, mon
         assert seen == [(committed, None)], "a reader saw the books of an append that was rolled back"
     finally:
         storage.close()
+
+
+def test_many_donations_in_one_writer_commit_once_and_replay_within_the_batch(books):
+    """An intake can commit a batch of donations with one checkpoint; a key repeated
+    inside the batch returns the entry staged earlier in it."""
+    ledger = books.ledger
+    size, checkpoints = ledger.size(), ledger.storage.checkpoint()[0]
+    with ledger.writer() as w:
+        first = books.record_donation_in(w, intake_key="batch-key-0001", **REQUEST)
+        second = books.record_donation_in(w, intake_key="batch-key-0002", **{**REQUEST, "amount": "5.00"})
+        again = books.record_donation_in(w, intake_key="batch-key-0001", **REQUEST)
+        with pytest.raises(Conflict):
+            books.record_donation_in(w, intake_key="batch-key-0002", **REQUEST)
+    assert (again.entry, again.salt, again.replayed) == (first.entry, first.salt, True)
+    assert ledger.size() == size + 2
+    assert ledger.storage.checkpoint()[0] == size + 2 != checkpoints
+    assert ledger.storage.checkpoint(size + 1) is None
+    assert [e.receipt for e in (ledger.entry(size), ledger.entry(size + 1))] == [first.entry.receipt, second.entry.receipt]
