@@ -462,6 +462,29 @@ def _inclusion_case(index: int, size: int):
 INCLUSION_MUTATIONS = ["flip", "truncate", "extra", "swap", "index", "size", "root", "leaf"]
 
 
+PROOF_MUTATIONS = ("flip", "truncate", "extra", "swap")
+
+
+def _mutate_proof(mutation, proof, data, random_hash):
+    """The mutations of the proof hashes themselves, shared by both proof kinds."""
+    if mutation == "flip":
+        assume(proof)
+        i = data.draw(st.integers(0, len(proof) - 1), "position")
+        return proof[:i] + [_flip(proof[i], data.draw(st.integers(0, 255), "bit"))] + proof[i + 1 :]
+    if mutation == "truncate":
+        assume(proof)
+        return data.draw(st.sampled_from([proof[:-1], proof[1:]]), "truncated")
+    if mutation == "extra":
+        i = data.draw(st.integers(0, len(proof)), "position")
+        return proof[:i] + [random_hash] + proof[i:]
+    assume(len(proof) >= 2)  # swap
+    i, j = data.draw(st.lists(st.integers(0, len(proof) - 1), min_size=2, max_size=2, unique=True), "pair")
+    assume(proof[i] != proof[j])
+    proof = list(proof)
+    proof[i], proof[j] = proof[j], proof[i]
+    return proof
+
+
 @pytest.mark.parametrize("mutation", INCLUSION_MUTATIONS)
 @settings(max_examples=75, deadline=None)
 @given(pair=index_and_size(1000), data=st.data())
@@ -469,22 +492,8 @@ def test_mutated_inclusion_proof_is_refused(mutation, pair, data):
     leaf, index, size, proof, root = _inclusion_case(*pair)
     merkle.verify_inclusion(leaf, index, size, proof, root)  # the unmutated proof passes
     random_hash = data.draw(st.binary(min_size=32, max_size=32), "random hash")
-    if mutation == "flip":
-        assume(proof)
-        i = data.draw(st.integers(0, len(proof) - 1), "position")
-        proof = proof[:i] + [_flip(proof[i], data.draw(st.integers(0, 255), "bit"))] + proof[i + 1 :]
-    elif mutation == "truncate":
-        assume(proof)
-        proof = data.draw(st.sampled_from([proof[:-1], proof[1:]]), "truncated")
-    elif mutation == "extra":
-        i = data.draw(st.integers(0, len(proof)), "position")
-        proof = proof[:i] + [random_hash] + proof[i:]
-    elif mutation == "swap":
-        assume(len(proof) >= 2)
-        i, j = data.draw(st.lists(st.integers(0, len(proof) - 1), min_size=2, max_size=2, unique=True), "pair")
-        assume(proof[i] != proof[j])
-        proof = list(proof)
-        proof[i], proof[j] = proof[j], proof[i]
+    if mutation in PROOF_MUTATIONS:
+        proof = _mutate_proof(mutation, proof, data, random_hash)
     elif mutation == "index":
         assume(size > 1)
         index = data.draw(st.integers(0, size - 1).filter(lambda i: i != index), "wrong index")
@@ -513,22 +522,8 @@ def test_mutated_consistency_proof_is_refused(mutation, pair, data):
     proof, root1, root2 = plan_consistency(size1, size2), plan_root(size1), plan_root(size2)
     merkle.verify_consistency(size1, size2, root1, root2, proof)  # the unmutated proof passes
     random_hash = data.draw(st.binary(min_size=32, max_size=32), "random hash")
-    if mutation == "flip":
-        assume(proof)
-        i = data.draw(st.integers(0, len(proof) - 1), "position")
-        proof = proof[:i] + [_flip(proof[i], data.draw(st.integers(0, 255), "bit"))] + proof[i + 1 :]
-    elif mutation == "truncate":
-        assume(proof)
-        proof = data.draw(st.sampled_from([proof[:-1], proof[1:]]), "truncated")
-    elif mutation == "extra":
-        i = data.draw(st.integers(0, len(proof)), "position")
-        proof = proof[:i] + [random_hash] + proof[i:]
-    elif mutation == "swap":
-        assume(len(proof) >= 2)
-        i, j = data.draw(st.lists(st.integers(0, len(proof) - 1), min_size=2, max_size=2, unique=True), "pair")
-        assume(proof[i] != proof[j])
-        proof = list(proof)
-        proof[i], proof[j] = proof[j], proof[i]
+    if mutation in PROOF_MUTATIONS:
+        proof = _mutate_proof(mutation, proof, data, random_hash)
     elif mutation == "size1":
         # The proof replayed from another first tree, with that tree's own root.
         size1 = data.draw(st.integers(1, size2).filter(lambda s: s != size1), "wrong size1") if size2 > 1 else 0
