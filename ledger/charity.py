@@ -108,10 +108,11 @@ class CharityLedger:
         ``donor_ref`` and ``personal`` never enter the log: the entry holds
         only ``SHA-256(salt || donor_ref)``, and the salt goes back in the receipt.
         """
-        with self.ledger.writer() as w:
-            done = self.record_donation_in(
+        done, w = self.ledger.in_group(
+            lambda w: self.record_donation_in(
                 w, project, amount, channel, payment_ref, donor_ref, value_date, intake_key, personal
             )
+        )
         if done.replayed:
             return done
         return replace(done, signed_with=(w.note, w.checkpoint))

@@ -11,12 +11,14 @@ import hmac
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
+from typing import TypeVar
 
 from .canonical import INT_MAX, parse_json
 from .checkpoint import Checkpoint, open_checkpoint
 from .books import DEFAULT_WINDOW_SECONDS
 from .entry import GENESIS_PREV, Entry, body_bytes, check_time, load_entry, parse_entry, seal, utc_now
 from .errors import InstanceError, InvalidEntry, InvalidInput, LogCorrupted, LuodiError, NotFound
+from .group_commit import GroupCommit
 from .kinds import ALLOCATION_POLICY, HASH_ALGORITHM
 from .merkle import (
     Frontier,
@@ -35,6 +37,7 @@ MAX_BATCH = 100_000
 # are kept in memory; the lower levels are read from storage.
 CACHE_MIN_LEVEL = 6
 CACHE_MAX_NODES = 1 << 17
+T = TypeVar("T")
 
 
 class Writer:
@@ -86,6 +89,20 @@ class Writer:
         self.prev = entry.receipt
         return entry
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """An exception inside the block undoes what it appended (rows, books and
+        tree), and only that; the writer goes on from where the block began."""
+        size, hashes, count, prev = self.frontier.size, list(self.frontier.hashes), len(self.entries), self.prev
+        with self.txn.savepoint():
+            try:
+                yield
+            except BaseException:
+                self.frontier = Frontier(size, hashes)
+                del self.entries[count:], self._rows[count:]
+                self.prev = prev
+                raise
+
     def commit(self) -> None:
         if not self._rows:
             return
@@ -114,6 +131,7 @@ class Ledger:
         self._known_size = 0  # the log only grows, so sizes up to this need no query
         self._node_cache: dict = {}
         self._checkpoint_cache: tuple[str, Checkpoint] | None = None
+        self._group = GroupCommit(self)
 
     # -- identity ------------------------------------------------------------
 
@@ -179,10 +197,20 @@ class Ledger:
                 raise InvalidEntry(f"entry {i} of the batch: {exc.detail}") from exc
             except (TypeError, ValueError) as exc:
                 raise InvalidEntry(f"entry {i} of the batch is not a (kind, body) pair") from exc
-        with self.writer(_genesis=genesis) as w:
-            for kind, body, data in checked:
-                w.append_checked(kind, body, data)
-        return w.entries
+
+        def work(w: Writer) -> list[Entry]:
+            return [w.append_checked(kind, body, data) for kind, body, data in checked]
+
+        if genesis:
+            with self.writer(_genesis=True) as w:
+                return work(w)
+        return self.in_group(work)[0]
+
+    def in_group(self, work: Callable[["Writer"], T]) -> tuple[T, "Writer"]:
+        """Run ``work(writer)`` in this process's next group commit, together with
+        whatever other threads append at the same moment (see
+        :mod:`ledger.group_commit`); return its result and the committed writer."""
+        return self._group.run(work)
 
     @contextmanager
     def writer(self, _genesis: bool = False) -> Iterator["Writer"]:
@@ -199,6 +227,7 @@ class Ledger:
         if w._rows:
             # This process signed it: no need to verify it again when asked for it.
             self._checkpoint_cache = (w.note, w.checkpoint)
+            self._known_size = max(self._known_size, w.frontier.size)
 
     @staticmethod
     def _frontier(txn, size: int) -> list[bytes]:

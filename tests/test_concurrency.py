@@ -141,9 +141,13 @@ def test_threads_share_one_ledger_and_separate_connections(make_ledger, signer):
         assert not errors, errors
         report = verify_log(ledger.storage)
         assert report.size == 1 + len(ledgers) * 15 * 10
-        assert report.checkpoints == 1 + len(ledgers) * 15
+        # The two threads on one Ledger may share group commits; the others cannot.
+        assert 1 + (len(ledgers) - 1) * 15 <= report.checkpoints <= 1 + len(ledgers) * 15
         texts = [parse_entry(row[3]).body["text"] for row in ledger.storage.iter_entries(1)]
         assert len(set(texts)) == len(texts) == len(ledgers) * 150
+        for start_at in range(0, len(texts), 10):  # each batch stays whole and in order
+            batch = texts[start_at : start_at + 10]
+            assert batch == [f"{batch[0].rsplit(' ', 1)[0]} {i}" for i in range(10)]
     finally:
         for s in other_storages:
             s.close()

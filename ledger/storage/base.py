@@ -37,6 +37,10 @@ class AppendTransaction(ABC):
         """The accounting index, read and written inside this transaction."""
 
     @abstractmethod
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A nested transaction: an exception inside undoes what the block wrote, and only that."""
+
+    @abstractmethod
     def add_token(self, token_hash: bytes, role: str, charity: str | None, created: str) -> None:
         """Store a bearer token's hash (never the token)."""
 

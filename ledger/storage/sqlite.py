@@ -104,6 +104,17 @@ class _SQLiteAppend(AppendTransaction):
 
         return Books(self.conn, window_seconds)
 
+    @contextmanager
+    def savepoint(self):
+        self.conn.execute("SAVEPOINT part")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK TO part")
+            self.conn.execute("RELEASE part")
+            raise
+        self.conn.execute("RELEASE part")
+
     def add_token(self, token_hash, role, charity, created):
         self.conn.execute(
             "INSERT INTO tokens (token_hash, role, charity, created) VALUES (?, ?, ?, ?)",
