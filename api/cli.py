@@ -143,8 +143,12 @@ def checkpoint(instance):
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="gunicorn worker processes.")
+@click.option(
+    "--threads", default=4, show_default=True, type=click.IntRange(1, 256),
+    help="Threads per worker; donations that arrive together commit together (1 means sync workers).",
+)
 @click.option("--demo", is_flag=True, help="Create the instance if missing and seed a demo into an empty log.")
-def serve(instance, host, port, workers, demo):
+def serve(instance, host, port, workers, threads, demo):
     """Serve the HTTP API with gunicorn."""
     from .server import Server
 
@@ -159,7 +163,7 @@ def serve(instance, host, port, workers, demo):
     else:
         inst.open_ledger(instance).storage.close()  # refuse early, with one line, if the instance is not usable
     click.echo(f"serving {instance} on http://{host}:{port}/ (API explorer at /docs)")
-    Server(str(Path(instance).resolve()), host, port, workers).run()
+    Server(str(Path(instance).resolve()), host, port, workers, threads).run()
 
 
 @main.group()

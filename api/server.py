@@ -6,12 +6,13 @@ from gunicorn.app.base import BaseApplication
 
 
 class Server(BaseApplication):
-    def __init__(self, instance: str, host: str, port: int, workers: int, extra: dict | None = None):
+    def __init__(self, instance: str, host: str, port: int, workers: int, threads: int = 1, extra: dict | None = None):
         self.instance = instance
         self.options = {
             "bind": f"{host}:{port}",
             "workers": workers,
-            "worker_class": "sync",
+            "threads": threads,
+            "worker_class": "gthread" if threads > 1 else "sync",
             "timeout": 60,
             "accesslog": "-",
             # No shared control socket: several servers (tests, instances) may run side by side.

@@ -720,3 +720,43 @@ def test_writes_then_the_whole_log_still_verifies(make_api):
     assert env.client.post(f"/v1/charities/{CHARITY}/key-rotations", json=signed(rot, *env.keys[1:])).status_code == 201
     verify_log(env.reader.storage, workers=1)
     audit_books(env.reader.storage)
+
+
+def test_concurrent_donations_share_commits_and_every_receipt_verifies(make_api):
+    """Threads of one worker (gunicorn's gthread) post at once: their donations may
+    commit together, and each 201 is proven against the checkpoint that covers it."""
+    import threading
+
+    env = make_api()
+    before = env.size()
+    results, errors = {}, []
+
+    def post(k):
+        try:
+            client = env.app.test_client()
+            for i in range(6):
+                key = f"thread-{k}-{i:03d}"
+                resp = client.post(
+                    f"/v1/projects/{PROJECT}/donations",
+                    json=donation_body(payment_ref=f"PAY-{key}", donor_ref=f"donor-{key}"),
+                    headers={**env.auth("intake"), "Idempotency-Key": key},
+                )
+                results[key] = (resp.status_code, resp.get_json())
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=post, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and len(results) == 36
+    seqs = set()
+    for key, (status, receipt) in results.items():
+        assert status == 201, receipt
+        verify_receipt_offline(receipt)
+        assert receipt["entry"]["entry"]["body"]["intake_key"] == key
+        assert receipt["leaf_index"] < receipt["tree_size"] <= before + 36
+        seqs.add(receipt["leaf_index"])
+    assert seqs == set(range(before, before + 36))
+    assert env.size() == before + 36
