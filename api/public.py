@@ -38,7 +38,7 @@ def log_key():
 
 
 @blp.get("/entries")
-@blp.arguments(s.PageQuery, location="query")
+@blp.arguments(s.PageQuery(), location="query")
 @blp.response(200, s.EntryPage)
 def entries(args):
     """Page through the log in seq order."""
@@ -59,7 +59,7 @@ def entry(seq):
 
 
 @blp.get("/proofs/inclusion")
-@blp.arguments(s.InclusionQuery, location="query")
+@blp.arguments(s.InclusionQuery(), location="query")
 @blp.response(200, s.Inclusion)
 def inclusion(args):
     """RFC 9162 inclusion proof of a leaf, at tree_size or the latest checkpoint."""
@@ -74,7 +74,7 @@ def inclusion(args):
 
 
 @blp.get("/proofs/consistency")
-@blp.arguments(s.ConsistencyQuery, location="query")
+@blp.arguments(s.ConsistencyQuery(), location="query")
 @blp.response(200, s.Consistency)
 def consistency(args):
     """RFC 9162 consistency proof from tree size first to second (default: the latest checkpoint)."""
@@ -111,7 +111,7 @@ def get_project(project_id):
 
 
 @blp.get("/projects/<project_id>/entries")
-@blp.arguments(s.PageQuery, location="query")
+@blp.arguments(s.PageQuery(), location="query")
 @blp.response(200, s.EntryPage)
 def project_entries(args, project_id):
     """A project's entries in seq order: its opening, donations, disbursements, refunds, closing."""

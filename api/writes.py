@@ -52,7 +52,7 @@ def _signed_for(body: dict, field: str, expected: str) -> None:
 
 @blp.post("/charities")
 @needs("admin")
-@blp.arguments(s.CharityIn)
+@blp.arguments(s.CharityIn())
 @blp.response(201, s.EntryItem)
 @blp.doc(security=_SECURITY)
 def register_charity(body):
@@ -62,7 +62,7 @@ def register_charity(body):
 
 @blp.post("/projects")
 @needs("admin")
-@blp.arguments(s.ProjectIn)
+@blp.arguments(s.ProjectIn())
 @blp.response(201, s.EntryItem)
 @blp.doc(security=_SECURITY)
 def open_project(body):
@@ -74,8 +74,8 @@ def open_project(body):
 
 @blp.post("/projects/<project_id>/donations")
 @needs("intake")
-@blp.arguments(s.IdempotencyHeader, location="headers")
-@blp.arguments(s.DonationIn)
+@blp.arguments(s.IdempotencyHeader(), location="headers")
+@blp.arguments(s.DonationIn())
 @blp.response(201, s.DonationReceipt)
 @blp.alt_response(200, schema=s.DonationReceipt, description="a replay of the same Idempotency-Key and body")
 @blp.doc(security=_SECURITY)
@@ -90,7 +90,7 @@ def donate(headers, body, project_id):
 
 
 @blp.post("/projects/<project_id>/disbursements")
-@blp.arguments(s.SignedIn)
+@blp.arguments(s.SignedIn())
 @blp.response(201, s.EntryItem)
 def disburse(body, project_id):
     """Append a disbursement signed by a threshold of the charity's keys (no token: the signatures are the authority)."""
@@ -99,7 +99,7 @@ def disburse(body, project_id):
 
 
 @blp.post("/charities/<charity_id>/key-rotations")
-@blp.arguments(s.SignedIn)
+@blp.arguments(s.SignedIn())
 @blp.response(201, s.EntryItem)
 def rotate_keys(body, charity_id):
     """Replace a charity's keys, signed by a threshold of its current keys."""
@@ -109,7 +109,7 @@ def rotate_keys(body, charity_id):
 
 @blp.post("/receipts/<leaf_hash>/refunds")
 @needs("intake")
-@blp.arguments(s.RefundIn)
+@blp.arguments(s.RefundIn())
 @blp.response(201, s.EntryItem)
 @blp.doc(security=_SECURITY)
 def refund(body, leaf_hash):
