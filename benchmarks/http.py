@@ -38,6 +38,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import multiprocessing  # noqa: E402
 import random  # noqa: E402
+import resource  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
@@ -133,7 +134,7 @@ def _env(**extra) -> dict:
 
 
 class Server:
-    def __init__(self, instance: Path, workers: int, scratch: Path):
+    def __init__(self, instance: Path, workers: int, threads: int, scratch: Path):
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         self.err = open(scratch / "serve.err", "wb")
@@ -141,7 +142,7 @@ class Server:
         runtime.mkdir()
         self.proc = subprocess.Popen(
             [LUODI, "serve", "--instance", str(instance), "--host", HOST, "--port", str(self.port),
-             "--workers", str(workers)],
+             "--workers", str(workers), "--threads", str(threads)],
             stdout=subprocess.DEVNULL, stderr=self.err, stdin=subprocess.DEVNULL, start_new_session=True,
             env=_env(LUODI_RATELIMIT_ENABLED="false", XDG_RUNTIME_DIR=str(runtime)),
         )
@@ -164,6 +165,27 @@ class Server:
                 os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
         self.err.close()
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU of every live process in a process group (from /proc), in seconds."""
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # field 5, pgrp; utime and stime are fields 14 and 15
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:
@@ -326,6 +348,7 @@ def main() -> None:
     ap.add_argument("--entries", type=int, default=1_000_000, help="donations in the ledger (default 1000000)")
     ap.add_argument("--seconds", type=float, default=10.0, help="measured seconds per phase")
     ap.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    ap.add_argument("--threads", type=int, default=4, help="threads per worker (gthread; 1 means sync workers)")
     ap.add_argument("--connections", type=int, default=0, help="concurrent connections (default 2 x workers)")
     ap.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     ap.add_argument("--max-requests", type=int, default=200_000, help="cap per phase for the Python load generator")
@@ -355,11 +378,18 @@ def main() -> None:
         run_id = f"bench-{int(time.time()) & 0xFFFFFF:06x}"
         post_path = f"/v1/projects/{PROJECT}/donations"
 
-        server = Server(instance, args.workers, scratch)
+        server = Server(instance, args.workers, args.threads, scratch)
         try:
             warm = min(2.0, max(1.0, args.seconds / 5))
 
             def phase(kind: str, seconds: float, label: str) -> dict:
+                server0, load0 = group_cpu_seconds(server.proc.pid), children_cpu_seconds()
+                result = load(kind, seconds, label)
+                result["server_cpu"] = group_cpu_seconds(server.proc.pid) - server0
+                result["load_cpu"] = children_cpu_seconds() - load0
+                return result
+
+            def load(kind: str, seconds: float, label: str) -> dict:
                 run = f"{run_id}-{label}"  # every POST carries a new Idempotency-Key
                 if loadgen == "wrk":
                     lua, extra = {"ping": (LUA_PING, []), "post": (LUA_POST, [run, token, post_path]),
@@ -380,11 +410,13 @@ def main() -> None:
 
     rates = {k: r["requests"] / r["seconds"] for k, r in results.items()}
     gen = f"wrk, {min(connections, os.cpu_count() or 1)} threads" if loadgen == "wrk" else "Python processes"
-    print(f"# HTTP at {args.entries:,} donations ({size_before:,} entries): luodi serve, gunicorn {args.workers} sync "
-          f"workers on {HOST}; load from {gen}, {connections} connections; {args.seconds:g} s per phase, "
+    print(f"# HTTP at {args.entries:,} donations ({size_before:,} entries): luodi serve, gunicorn {args.workers} "
+          f"{'sync workers' if args.threads == 1 else f'gthread workers x {args.threads} threads'} "
+          f"on {HOST}; load from {gen}, {connections} connections; {args.seconds:g} s per phase, "
           f"after a {warm:g} s warm-up each; {os.cpu_count()} cores shared by server and load")
     print("# targets: donation POSTs >= 50% of the ping rate; receipt GETs >= 60% of the ping rate")
-    row("phase", "requests", "rate", "vs ping", "target", "p50", "p99", "non-2xx/errors")
+    row("phase", "requests", "rate", "vs ping", "target", "p50", "p99", "server CPU/req", "load CPU/req",
+        "non-2xx/errors")
     names = {"ping": "ping (GET /v1/ping)", "post": "donation POST (durable 201)", "get": "receipt GET (random gift)"}
     targets = {"ping": None, "post": 0.50, "get": 0.60}
     for kind in ("ping", "post", "get"):
@@ -398,6 +430,8 @@ def main() -> None:
             "-" if target is None else f">= {target:.0%} ({'met' if ratio >= target else 'NOT met'})",
             f"{r['p50_ms']:.2f} ms",
             f"{r['p99_ms']:.2f} ms",
+            f"{1e6 * r['server_cpu'] / max(1, r['requests']):.0f} us",
+            f"{1e6 * r['load_cpu'] / max(1, r['requests']):.0f} us",
             f"{r['errors'] + r['unexpected']:,}",
         )
     posted = log_size - size_before
