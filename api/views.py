@@ -33,17 +33,20 @@ def immutable(resp: Response) -> Response:
 def receipt(books: CharityLedger, entry: Entry, signed_with: tuple | None = None) -> dict:
     """All a donor needs to check a gift offline, against the latest checkpoint.
 
-    ``signed_with``: the (note, checkpoint) committed with a donation this
-    request appended; at that tree size nothing has spent or refunded it."""
+    ``signed_with``: the (note, checkpoint, inclusion proof) committed with a
+    donation this request appended; at that tree size nothing has spent or
+    refunded it."""
     if entry.kind != "donation":
         raise NotFound(f"{entry.receipt} is a {entry.kind} entry, not a donation")
     ledger = books.ledger
-    note, cp = signed_with or ledger.latest_checkpoint_note()
-    size = cp.size
     if signed_with is not None:
+        note, cp, proof = signed_with
         trace = DonationTrace(entry.receipt, entry.body["project"], entry.body["currency"], entry.body["amount"])
     else:
+        note, cp = ledger.latest_checkpoint_note()
+        proof = ledger.inclusion_proof(entry.seq, cp.size)
         trace = books.trace(entry.receipt)
+    size = cp.size
     cur = trace.currency
     allocation = []
     for disbursement, amount in trace.spent:
@@ -60,7 +63,7 @@ def receipt(books: CharityLedger, entry: Entry, signed_with: tuple | None = None
         "entry": item(entry),
         "leaf_index": entry.seq,
         "tree_size": size,
-        "inclusion_proof": hexes(ledger.inclusion_proof(entry.seq, size)),
+        "inclusion_proof": hexes(proof),
         "checkpoint": note,
         "log_key": ledger.verifier.to_string(),
         "currency": cur,

@@ -40,8 +40,8 @@ class DonationReceipt:
     entry: Entry
     salt: str | None  # hex; None only when a replay finds the personal data erased
     replayed: bool
-    # For a new donation: the checkpoint signed with it, as (note, parsed), where
-    # nothing has spent the gift yet.
+    # For a new donation: the checkpoint signed with it, as (note, parsed, the
+    # donation's inclusion proof in it); at that size nothing has spent the gift.
     signed_with: tuple | None = None
 
 
@@ -115,7 +115,7 @@ class CharityLedger:
         )
         if done.replayed:
             return done
-        return replace(done, signed_with=(w.note, w.checkpoint))
+        return replace(done, signed_with=(w.note, w.checkpoint, w.proof(done.entry.seq)))
 
     def record_donation_in(
         self,

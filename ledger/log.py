@@ -37,6 +37,9 @@ MAX_BATCH = 100_000
 # are kept in memory; the lower levels are read from storage.
 CACHE_MIN_LEVEL = 6
 CACHE_MAX_NODES = 1 << 17
+# A writer whose last commit is at most this many entries behind the log
+# extends its own frontier by the new leaves instead of reading the peaks back.
+FRONTIER_CATCH_UP = 4096
 T = TypeVar("T")
 
 
@@ -54,6 +57,10 @@ class Writer:
         # Fixed-width RFC 3339: string order is time order, so time never goes back.
         self.time = max(check_time(ledger.clock()), last_time)
         self.frontier = Frontier(size, ledger._frontier(txn, size))
+        # The peaks at the start and every node this writer completes: enough to
+        # prove any entry it appends without reading the tree back (see proof()).
+        self._start_peaks = dict(zip(perfect_nodes(0, size), self.frontier.hashes))
+        self._made: list[tuple[tuple[int, int], bytes]] = []
         self.entries: list[Entry] = []
         self._rows: list[tuple[int, bytes, bytes, bytes]] = []
         self.note: str | None = None  # the signed checkpoint, once committed
@@ -84,6 +91,8 @@ class Writer:
         entry = seal(seq, self.prev, self.time, kind, body, data)
         self.books.apply(entry)
         made = self.frontier.append(entry.leaf_hash)
+        self._made.append(((0, seq), entry.leaf_hash))
+        self._made += [((level, index), h) for level, index, h in made]
         self._rows.append((seq, entry.leaf_hash, b"".join([m[2] for m in made]), entry.canonical))
         self.entries.append(entry)
         self.prev = entry.receipt
@@ -94,14 +103,25 @@ class Writer:
         """An exception inside the block undoes what it appended (rows, books and
         tree), and only that; the writer goes on from where the block began."""
         size, hashes, count, prev = self.frontier.size, list(self.frontier.hashes), len(self.entries), self.prev
+        made = len(self._made)
         with self.txn.savepoint():
             try:
                 yield
             except BaseException:
                 self.frontier = Frontier(size, hashes)
-                del self.entries[count:], self._rows[count:]
+                del self.entries[count:], self._rows[count:], self._made[made:]
                 self.prev = prev
                 raise
+
+    def proof(self, seq: int) -> list[bytes]:
+        """RFC 9162 inclusion proof of an entry this writer appended, in the tree
+        it commits, from memory.  Every node such a proof needs is either one
+        of the peaks the writer started from (a left sibling whose parent spans
+        the start) or a node completed by this writer's own appends."""
+        if not self.frontier.size - len(self.entries) <= seq < self.frontier.size:
+            raise NotFound(f"entry {seq} was not appended by this writer")
+        plan = inclusion_plan(seq, self.frontier.size)
+        return assemble(plan, {**self._start_peaks, **dict(self._made)})
 
     def commit(self) -> None:
         if not self._rows:
@@ -132,6 +152,7 @@ class Ledger:
         self._node_cache: dict = {}
         self._checkpoint_cache: tuple[str, Checkpoint] | None = None
         self._group = GroupCommit(self)
+        self._frontier_cache: tuple[int, list[bytes]] | None = None
 
     # -- identity ------------------------------------------------------------
 
@@ -228,9 +249,19 @@ class Ledger:
             # This process signed it: no need to verify it again when asked for it.
             self._checkpoint_cache = (w.note, w.checkpoint)
             self._known_size = max(self._known_size, w.frontier.size)
+            self._frontier_cache = (w.frontier.size, list(w.frontier.hashes))
 
-    @staticmethod
-    def _frontier(txn, size: int) -> list[bytes]:
+    def _frontier(self, txn, size: int) -> list[bytes]:
+        """The peaks of the tree of ``size``: from the last frontier this process
+        committed, extended by the few leaves other processes appended since, or
+        else read from the stored nodes."""
+        cached = self._frontier_cache
+        if cached is not None and cached[0] <= size <= cached[0] + FRONTIER_CATCH_UP:
+            frontier = Frontier(*cached)
+            for leaf in txn.leaf_hashes(cached[0], size):
+                frontier.append(leaf)
+            if frontier.size == size:
+                return frontier.hashes
         wanted = perfect_nodes(0, size)
         found = txn.nodes(wanted)
         return [found[n] for n in wanted]

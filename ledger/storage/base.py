@@ -33,6 +33,10 @@ class AppendTransaction(ABC):
         """Perfect nodes, read inside the transaction."""
 
     @abstractmethod
+    def leaf_hashes(self, start: int, stop: int) -> list[bytes]:
+        """Leaf hashes of the entries ``start <= seq < stop``, in seq order."""
+
+    @abstractmethod
     def books(self, window_seconds: int) -> "Books":
         """The accounting index, read and written inside this transaction."""
 
