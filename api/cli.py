@@ -144,8 +144,8 @@ def checkpoint(instance):
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="gunicorn worker processes.")
 @click.option(
-    "--threads", default=4, show_default=True, type=click.IntRange(1, 256),
-    help="Threads per worker; donations that arrive together commit together (1 means sync workers).",
+    "--threads", default=1, show_default=True, type=click.IntRange(1, 256),
+    help="Threads per worker (gthread); a worker's donations that arrive together commit together.",
 )
 @click.option("--demo", is_flag=True, help="Create the instance if missing and seed a demo into an empty log.")
 def serve(instance, host, port, workers, threads, demo):

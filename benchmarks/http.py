@@ -348,7 +348,7 @@ def main() -> None:
     ap.add_argument("--entries", type=int, default=1_000_000, help="donations in the ledger (default 1000000)")
     ap.add_argument("--seconds", type=float, default=10.0, help="measured seconds per phase")
     ap.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    ap.add_argument("--threads", type=int, default=4, help="threads per worker (gthread; 1 means sync workers)")
+    ap.add_argument("--threads", type=int, default=1, help="threads per worker (1: sync workers; more: gthread)")
     ap.add_argument("--connections", type=int, default=0, help="concurrent connections (default 2 x workers)")
     ap.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     ap.add_argument("--max-requests", type=int, default=200_000, help="cap per phase for the Python load generator")
