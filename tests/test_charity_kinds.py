@@ -529,6 +529,9 @@ POSTING_TAMPERS = {
     "unbalanced": lambda ps: [ps[0], {**ps[1], "amount": ps[1]["amount"] + 1}],
     "extra member": lambda ps: [{**ps[0], "memo": "x"}, ps[1]],
     "string amounts": lambda ps: [{**p, "amount": str(p["amount"])} for p in ps],
+    "float amounts": lambda ps: [{**p, "amount": float(p["amount"])} for p in ps],
+    "NaN amount": lambda ps: [{**ps[0], "amount": float("nan")}, ps[1]],
+    "not JSON at all": lambda ps: [{**ps[0], "amount": {ps[0]["amount"]}}, ps[1]],
 }
 
 
