@@ -82,7 +82,7 @@ def open_project(body):
 def donate(headers, body, project_id):
     """Record a donation (intake token, Idempotency-Key header); answers with the donor's receipt."""
     books = charity_ledger()
-    require(g.grant, "intake", books.project(project_id).charity)
+    require(g.grant, "intake", books.charity_of(project_id))
     done = books.record_donation(project_id, intake_key=headers["idempotency_key"], **body)
     answer = receipt(books, done.entry, done.signed_with)
     answer["salt"] = done.salt

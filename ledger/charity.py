@@ -54,6 +54,8 @@ def _text(value, what: str, limit: int = 256) -> str:
 class CharityLedger:
     def __init__(self, ledger: Ledger):
         self.ledger = ledger
+        # A project's charity and currency are fixed when it is opened: kept once seen.
+        self._facts: dict[str, tuple[str, str]] = {}
 
     @property
     def books(self):
@@ -137,10 +139,8 @@ class CharityLedger:
             type(personal) is not dict or not all(isinstance(k, str) and isinstance(v, str) for k, v in personal.items())
         ):
             raise InvalidInput("personal data must be an object of strings")
-        found = w.books.project(project) if isinstance(project, str) else None
-        if found is None:
-            raise NotFound(f"no project {project!r}")
-        minor = parse_amount(amount, found.currency)
+        currency = self._project_facts(project, w.books)[1]
+        minor = parse_amount(amount, currency)
         request = {
             "project": project,
             "amount": minor,
@@ -158,7 +158,7 @@ class CharityLedger:
         body = {
             "project": project,
             "amount": minor,
-            "currency": found.currency,
+            "currency": currency,
             "channel": channel,
             "payment_ref_hash": payment_ref_hash(payment_ref),
             "donor_commitment": donor_commitment(salt, donor_ref),
@@ -236,6 +236,19 @@ class CharityLedger:
         if found is None:
             raise NotFound(f"no donation with receipt {receipt}")
         return found
+
+    def charity_of(self, project: str) -> str:
+        """The charity a project belongs to (:class:`NotFound` if there is no such project)."""
+        return self._project_facts(project, self.books)[0]
+
+    def _project_facts(self, project: str, books) -> tuple[str, str]:
+        facts = self._facts.get(project) if isinstance(project, str) else None
+        if facts is None:
+            found = books.project(project) if isinstance(project, str) else None
+            if found is None:
+                raise NotFound(f"no project {project!r}")
+            facts = self._facts[project] = (found.charity, found.currency)
+        return facts
 
     def project(self, project: str) -> Project:
         found = self.books.project(project) if isinstance(project, str) else None
