@@ -50,7 +50,7 @@ from _common import OUT, Timer, row, workdir  # noqa: E402
 
 from ledger import payload as P  # noqa: E402
 from ledger.charity import CharityLedger  # noqa: E402
-from ledger.instance import DB_NAME, init_instance, open_ledger  # noqa: E402
+from ledger.instance import DB_NAME, init_instance, open_ledger, upgrade_database  # noqa: E402
 from ledger.money import format_amount  # noqa: E402
 from ledger.note import Signer  # noqa: E402
 from ledger.tokens import create_token  # noqa: E402
@@ -115,6 +115,7 @@ def cached_instance(n: int) -> Path:
             _build(tmp, n)
         print(f"# built {path.name} in {t.seconds:.0f} s", file=sys.stderr)
         tmp.rename(path)
+    upgrade_database(path)  # a ledger built by an older version gets its migrations once
     return path
 
 

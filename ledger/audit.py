@@ -14,7 +14,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from .allocation import trace_fifo
-from .books import BOOKS_SCHEMA, DEFAULT_WINDOW_SECONDS, PROJECT_ENTRIES, Books
+from .books import BOOKS_SCHEMA, DEFAULT_WINDOW_SECONDS, Books
 from .entry import parse_entry
 from .errors import LogCorrupted, LuodiError
 from .storage import Storage
@@ -61,7 +61,7 @@ class AuditReport:
 def audit_books(storage: Storage, window_seconds: int = DEFAULT_WINDOW_SECONDS) -> AuditReport:
     mem = sqlite3.connect(":memory:", isolation_level=None)
     try:
-        for statement in [*BOOKS_SCHEMA, PROJECT_ENTRIES]:
+        for statement in BOOKS_SCHEMA:
             mem.execute(statement)
         replay = Books(mem, window_seconds)
         counts = {"entries": 0, "disbursement": 0, "refund": 0}

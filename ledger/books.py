@@ -31,35 +31,46 @@ from .note import Verifier, b64decode_strict
 
 DEFAULT_WINDOW_SECONDS = 600
 
+# Tables keyed by what they are looked up by, stored WITHOUT ROWID: each row
+# lives in its key's B-tree, so an insert writes that B-tree alone, not a rowid
+# table and an index beside it (migration 0004).
+KEYED_TABLES = {
+    "charity_keys": "CREATE TABLE charity_keys (public_key BLOB PRIMARY KEY, charity TEXT NOT NULL) WITHOUT ROWID",
+    "donations": """CREATE TABLE donations (
+        receipt BLOB PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, project TEXT NOT NULL,
+        amount INTEGER NOT NULL, spent INTEGER NOT NULL DEFAULT 0, refunded INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID""",
+    "allocations": """CREATE TABLE allocations (
+        donation BLOB NOT NULL, disbursement BLOB NOT NULL, amount INTEGER NOT NULL,
+        seq INTEGER NOT NULL, PRIMARY KEY (donation, disbursement)) WITHOUT ROWID""",
+    "nonces": """CREATE TABLE nonces (
+        charity TEXT NOT NULL, nonce TEXT NOT NULL, PRIMARY KEY (charity, nonce)) WITHOUT ROWID""",
+    "intake_keys": "CREATE TABLE intake_keys (intake_key TEXT PRIMARY KEY, receipt BLOB NOT NULL) WITHOUT ROWID",
+    "donor_private": """CREATE TABLE donor_private (
+        receipt BLOB PRIMARY KEY, salt BLOB NOT NULL, fingerprint BLOB NOT NULL, personal TEXT) WITHOUT ROWID""",
+    "project_entries": """CREATE TABLE project_entries (
+        project TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (project, seq)) WITHOUT ROWID""",
+}
+KEYED_INDEXES = [
+    # FIFO reads the oldest donations that still hold money; spent ones leave this index.
+    "CREATE INDEX donations_unspent ON donations (project, seq) WHERE amount > spent + refunded",
+    "CREATE INDEX allocations_by_disbursement ON allocations (disbursement)",
+]
+
 BOOKS_SCHEMA = [
     "CREATE TABLE books_state (id INTEGER PRIMARY KEY CHECK (id = 1), applied INTEGER NOT NULL)",
     "INSERT INTO books_state (id, applied) VALUES (1, -1)",
     """CREATE TABLE charities (
         charity TEXT PRIMARY KEY, name TEXT NOT NULL, keys TEXT NOT NULL,
         threshold INTEGER NOT NULL, seq INTEGER NOT NULL)""",
-    "CREATE TABLE charity_keys (public_key BLOB PRIMARY KEY, charity TEXT NOT NULL)",
     """CREATE TABLE projects (
         project TEXT PRIMARY KEY, charity TEXT NOT NULL, currency TEXT NOT NULL, seq INTEGER NOT NULL,
         closed_seq INTEGER, raised INTEGER NOT NULL DEFAULT 0, spent INTEGER NOT NULL DEFAULT 0,
         refunded INTEGER NOT NULL DEFAULT 0, donations INTEGER NOT NULL DEFAULT 0)""",
-    """CREATE TABLE donations (
-        receipt BLOB PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, project TEXT NOT NULL,
-        amount INTEGER NOT NULL, spent INTEGER NOT NULL DEFAULT 0, refunded INTEGER NOT NULL DEFAULT 0)""",
-    # FIFO reads the oldest donations that still hold money; spent ones leave this index.
-    "CREATE INDEX donations_unspent ON donations (project, seq) WHERE amount > spent + refunded",
-    """CREATE TABLE allocations (
-        donation BLOB NOT NULL, disbursement BLOB NOT NULL, amount INTEGER NOT NULL,
-        seq INTEGER NOT NULL, PRIMARY KEY (donation, disbursement))""",
-    "CREATE INDEX allocations_by_disbursement ON allocations (disbursement)",
-    "CREATE TABLE nonces (charity TEXT NOT NULL, nonce TEXT NOT NULL, PRIMARY KEY (charity, nonce))",
-    "CREATE TABLE intake_keys (intake_key TEXT PRIMARY KEY, receipt BLOB NOT NULL)",
-    """CREATE TABLE donor_private (
-        receipt BLOB PRIMARY KEY, salt BLOB NOT NULL, fingerprint BLOB NOT NULL, personal TEXT)""",
+    *KEYED_TABLES.values(),
+    *KEYED_INDEXES,
 ]
 
-# The project index that migration 0003 added to the books.
-PROJECT_ENTRIES = "CREATE TABLE project_entries (project TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (project, seq))"
-BOOKS_TABLES = tuple(re.findall(r"CREATE TABLE (\w+)", " ".join([*BOOKS_SCHEMA, PROJECT_ENTRIES])))
+BOOKS_TABLES = tuple(re.findall(r"CREATE TABLE (\w+)", " ".join(BOOKS_SCHEMA)))
 
 
 @dataclass(frozen=True)

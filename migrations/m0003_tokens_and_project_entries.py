@@ -4,13 +4,12 @@
 back-filled here for entries the books have already applied.
 """
 
-from ledger.books import PROJECT_ENTRIES
-
 STATEMENTS = [
     """CREATE TABLE tokens (
         token_hash BLOB PRIMARY KEY, role TEXT NOT NULL CHECK (role IN ('admin', 'intake')),
         charity TEXT, created TEXT NOT NULL)""",
-    PROJECT_ENTRIES,
+    # Frozen as first applied (migration 0004 rebuilds it WITHOUT ROWID).
+    "CREATE TABLE project_entries (project TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (project, seq))",
     """INSERT INTO project_entries (project, seq)
        SELECT coalesce(json_extract(CAST(canonical AS TEXT), '$.body.project'),
                        json_extract(CAST(canonical AS TEXT), '$.body.payload.project')), seq
