@@ -82,4 +82,5 @@ def cached_ledger_path(n: int) -> Path:
         ledger.storage.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         ledger.storage.close()
         tmp.rename(path)
+    SQLiteStorage(path, upgrade=True).close()  # a ledger built by an older version gets its migrations once
     return path
