@@ -49,14 +49,16 @@ class _Job(Generic[T]):
 
 
 class GroupCommit:
-    def __init__(self, ledger: "Ledger", max_group: int = MAX_GROUP):
-        self.ledger = ledger
+    """The group commits of one :class:`ledger.log.Ledger` (which passes itself
+    in, so that the two do not keep each other alive)."""
+
+    def __init__(self, max_group: int = MAX_GROUP):
         self.max_group = max_group
         self._mutex = threading.Lock()
         self._waiting: list[_Job] = []
         self._leading = False
 
-    def run(self, work: Callable[["Writer"], T]) -> tuple[T, "Writer"]:
+    def run(self, ledger: "Ledger", work: Callable[["Writer"], T]) -> tuple[T, "Writer"]:
         """Run ``work(writer)`` in the next group commit; return its result and
         the (committed) writer, whose ``note`` and ``checkpoint`` cover it.
 
@@ -71,23 +73,26 @@ class GroupCommit:
         if not lead:
             job.wake.wait()
         if not job.finished:
-            self._lead()
+            self._lead(ledger)
         if job.error is not None:
             raise job.error
         return job.result, job.writer
 
-    def _lead(self) -> None:
+    def _lead(self, ledger: "Ledger") -> None:
         with self._mutex:
             group = self._waiting[: self.max_group]
             del self._waiting[: len(group)]
         try:
-            with self.ledger.writer() as w:
-                for job in group:
-                    try:
-                        with w.savepoint():
-                            job.result = job.work(w)
-                    except LuodiError as exc:
-                        job.error = exc
+            with ledger.writer() as w:
+                if len(group) == 1:  # alone, a failure rolls back the whole transaction anyway
+                    group[0].result = group[0].work(w)
+                else:
+                    for job in group:
+                        try:
+                            with w.savepoint():  # costs a sub-journal of every page it changes
+                                job.result = job.work(w)
+                        except LuodiError as exc:
+                            job.error = exc
         except BaseException as exc:  # the commit itself failed: nothing of the group landed
             for job in group:
                 job.result, job.error = None, job.error or exc

@@ -57,10 +57,9 @@ class Writer:
         # Fixed-width RFC 3339: string order is time order, so time never goes back.
         self.time = max(check_time(ledger.clock()), last_time)
         self.frontier = Frontier(size, ledger._frontier(txn, size))
-        # The peaks at the start and every node this writer completes: enough to
-        # prove any entry it appends without reading the tree back (see proof()).
+        # The peaks at the start: with the nodes its rows complete, enough to prove
+        # any entry this writer appends without reading the tree back (proof()).
         self._start_peaks = dict(zip(perfect_nodes(0, size), self.frontier.hashes))
-        self._made: list[tuple[tuple[int, int], bytes]] = []
         self.entries: list[Entry] = []
         self._rows: list[tuple[int, bytes, bytes, bytes]] = []
         self.note: str | None = None  # the signed checkpoint, once committed
@@ -91,8 +90,6 @@ class Writer:
         entry = seal(seq, self.prev, self.time, kind, body, data)
         self.books.apply(entry)
         made = self.frontier.append(entry.leaf_hash)
-        self._made.append(((0, seq), entry.leaf_hash))
-        self._made += [((level, index), h) for level, index, h in made]
         self._rows.append((seq, entry.leaf_hash, b"".join([m[2] for m in made]), entry.canonical))
         self.entries.append(entry)
         self.prev = entry.receipt
@@ -103,13 +100,12 @@ class Writer:
         """An exception inside the block undoes what it appended (rows, books and
         tree), and only that; the writer goes on from where the block began."""
         size, hashes, count, prev = self.frontier.size, list(self.frontier.hashes), len(self.entries), self.prev
-        made = len(self._made)
         with self.txn.savepoint():
             try:
                 yield
             except BaseException:
                 self.frontier = Frontier(size, hashes)
-                del self.entries[count:], self._rows[count:], self._made[made:]
+                del self.entries[count:], self._rows[count:]
                 self.prev = prev
                 raise
 
@@ -120,8 +116,14 @@ class Writer:
         the start) or a node completed by this writer's own appends."""
         if not self.frontier.size - len(self.entries) <= seq < self.frontier.size:
             raise NotFound(f"entry {seq} was not appended by this writer")
-        plan = inclusion_plan(seq, self.frontier.size)
-        return assemble(plan, {**self._start_peaks, **dict(self._made)})
+        nodes = dict(self._start_peaks)
+        for row_seq, leaf, tree, _ in self._rows:
+            nodes[(0, row_seq)] = leaf
+            # The row's tree holds the nodes it completed, levels 1, 2, ...; the
+            # node at level l ending at row_seq has index row_seq >> l.
+            for level in range(1, len(tree) // 32 + 1):
+                nodes[(level, row_seq >> level)] = tree[32 * (level - 1) : 32 * level]
+        return assemble(inclusion_plan(seq, self.frontier.size), nodes)
 
     def commit(self) -> None:
         if not self._rows:
@@ -151,7 +153,7 @@ class Ledger:
         self._known_size = 0  # the log only grows, so sizes up to this need no query
         self._node_cache: dict = {}
         self._checkpoint_cache: tuple[str, Checkpoint] | None = None
-        self._group = GroupCommit(self)
+        self._group = GroupCommit()
         self._frontier_cache: tuple[int, list[bytes]] | None = None
 
     # -- identity ------------------------------------------------------------
@@ -231,7 +233,7 @@ class Ledger:
         """Run ``work(writer)`` in this process's next group commit, together with
         whatever other threads append at the same moment (see
         :mod:`ledger.group_commit`); return its result and the committed writer."""
-        return self._group.run(work)
+        return self._group.run(self, work)
 
     @contextmanager
     def writer(self, _genesis: bool = False) -> Iterator["Writer"]:

@@ -50,6 +50,8 @@ def connect(path: str | Path) -> sqlite3.Connection:
     conn.execute("PRAGMA secure_delete = ON")
     conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
+    # A group commit's savepoints journal the pages they change: in memory, not in a temp file.
+    conn.execute("PRAGMA temp_store = MEMORY")
     return conn
 
 
