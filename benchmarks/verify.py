@@ -32,10 +32,12 @@ if mode == "verify1":
 elif mode == "verify":
     size = verify_log(storage).size
 elif mode == "sha":
+    # The same scan verification makes (same query, same connection settings), hashing only.
     size = 0
-    for (data,) in storage.conn.execute("SELECT canonical FROM entries ORDER BY seq"):
-        hashlib.sha256(b"\x00" + data).digest()
-        size += 1
+    with storage.snapshot(streaming=True):
+        for _, _, _, data in storage.iter_entries():
+            hashlib.sha256(b"\x00" + data).digest()
+            size += 1
 else:
     size = storage.size()
 seconds = time.perf_counter() - t

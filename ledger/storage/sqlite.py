@@ -197,7 +197,9 @@ class SQLiteStorage(Storage):
             yield
             return
         if streaming:
+            # A scan reads every page once: neither cache them nor map them.
             conn.execute(f"PRAGMA cache_size = -{STREAM_CACHE_KIB}")
+            conn.execute("PRAGMA mmap_size = 0")
         conn.execute("BEGIN")
         try:
             # The first read pins the WAL snapshot for the whole block.
@@ -207,6 +209,7 @@ class SQLiteStorage(Storage):
             conn.execute("ROLLBACK")
             if streaming:
                 conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+                conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
 
     def size(self) -> int:
         row = self._reader().execute("SELECT max(seq) FROM entries").fetchone()
