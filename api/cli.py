@@ -22,7 +22,7 @@ from ledger import payload as P
 from ledger.clock import utc_now
 from ledger.money import format_amount
 from ledger.note import Signer
-from ledger.tokens import ROLES, create_token
+from ledger.tokens import ROLES, create_token, list_tokens, revoke_token
 from ledger.verify import verify_log
 
 
@@ -179,6 +179,23 @@ def token_create(instance, role, charity):
     """Print a new bearer token once; only its hash is stored."""
     ledger = inst.open_ledger(instance, with_key=False)
     click.echo(create_token(ledger.storage, role, charity))
+
+
+@token.command("list")
+@instance_option
+def token_list(instance):
+    """List the tokens by id, role, charity and creation time (never the tokens)."""
+    for t in list_tokens(inst.open_ledger(instance, with_key=False).storage):
+        click.echo(f"{t.id}  {t.role:<6}  {t.charity or '-'}  {t.created}")
+
+
+@token.command("revoke")
+@instance_option
+@click.argument("token_id")
+def token_revoke(instance, token_id):
+    """Revoke a token by its id (from 'luodi token list'): it stops working at once."""
+    t = revoke_token(inst.open_ledger(instance, with_key=False).storage, token_id)
+    click.echo(f"revoked {t.id} ({t.role}{', ' + t.charity if t.charity else ''})")
 
 
 @main.command()

@@ -2,7 +2,9 @@
 
 An ``admin`` token registers charities and opens projects.  An ``intake``
 token (the payment platform) records donations and refunds; scoped to a
-charity, it may only touch that charity's projects.
+charity, it may only touch that charity's projects.  A token is named by its
+id, the first 12 hex digits of its hash (which says nothing of the token),
+and revoking it deletes its row: the next request with it is a 401.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import secrets
 from dataclasses import dataclass
 
 from .clock import utc_now
-from .errors import Forbidden, InvalidInput, Unauthorized
+from .errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 
 ROLES = ("admin", "intake")
 PREFIX = "luodi_"
+ID_HEX = 12  # a token's id: the first hex digits of its hash
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,33 @@ def create_token(storage, role: str, charity: str | None = None) -> str:
     with storage.append_transaction() as txn:
         txn.add_token(token_hash(token), role, charity, utc_now())
     return token
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    id: str
+    role: str
+    charity: str | None
+    created: str
+
+
+def list_tokens(storage) -> list[TokenInfo]:
+    return [TokenInfo(h.hex()[:ID_HEX], role, charity, created) for h, role, charity, created in storage.tokens()]
+
+
+def revoke_token(storage, token_id: str) -> TokenInfo:
+    """Delete the token whose id is ``token_id`` (its id, or a longer prefix of its hash)."""
+    if not isinstance(token_id, str) or len(token_id) < ID_HEX or token_id.strip("0123456789abcdef"):
+        raise InvalidInput(f"a token id is at least {ID_HEX} lowercase hex digits (see 'luodi token list')")
+    with storage.append_transaction() as txn:
+        found = [row for row in txn.tokens() if row[0].hex().startswith(token_id)]
+        if not found:
+            raise NotFound(f"no token with id {token_id}")
+        if len(found) > 1:
+            raise Conflict(f"{len(found)} tokens have ids starting {token_id}: give more digits")
+        txn.remove_token(found[0][0])
+    h, role, charity, created = found[0]
+    return TokenInfo(h.hex()[:ID_HEX], role, charity, created)
 
 
 def authenticate(storage, header: str | None) -> Grant:

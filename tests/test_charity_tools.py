@@ -142,6 +142,72 @@ def test_token_create_needs_an_instance(tmp_path):
     assert not (tmp_path / "nowhere").exists()
 
 
+def test_token_list_shows_ids_roles_and_scope_but_never_the_tokens(instance):
+    made = {}
+    for args in (["--role", "admin"], ["--role", "intake", "--charity", CHARITY]):
+        made[args[1]] = luodi("token", "create", "--instance", instance, *args).stdout.strip()
+    done = luodi("token", "list", "--instance", instance)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2
+    for line, (role, token) in zip(sorted(lines, key=lambda x: x.split()[1]), sorted(made.items())):
+        token_id, shown_role, charity, created = line.split()
+        assert token_id == token_hash(token).hex()[:12] and shown_role == role
+        assert charity == (CHARITY if role == "intake" else "-")
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z", created)
+        assert token not in done.stdout and token[len("luodi_"):] not in done.stdout
+
+
+def test_token_revoke_removes_exactly_that_token(instance):
+    keep = luodi("token", "create", "--instance", instance, "--role", "admin").stdout.strip()
+    gone = luodi("token", "create", "--instance", instance, "--role", "intake", "--charity", CHARITY).stdout.strip()
+    gone_id = token_hash(gone).hex()[:12]
+    done = luodi("token", "revoke", "--instance", instance, gone_id)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"revoked {gone_id} (intake, {CHARITY})"
+    stored = instance_bytes(instance)
+    assert token_hash(gone) not in stored and token_hash(keep) in stored
+    listed = luodi("token", "list", "--instance", instance).stdout
+    assert gone_id not in listed and token_hash(keep).hex()[:12] in listed
+
+
+@pytest.mark.parametrize(
+    "token_id, exit_code, message",
+    [
+        ("0" * 12, 1, "no token with id 000000000000"),
+        ("abc", 1, "a token id is at least 12 lowercase hex digits"),
+        ("ABCDEF012345", 1, "a token id is at least 12 lowercase hex digits"),
+        ("luodi_abcdefghijk", 1, "a token id is at least 12 lowercase hex digits"),
+    ],
+)
+def test_token_revoke_refusals_write_nothing(instance, token_id, exit_code, message):
+    luodi("token", "create", "--instance", instance, "--role", "admin")
+    before = instance_bytes(instance)
+    done = luodi("token", "revoke", "--instance", instance, token_id)
+    assert done.returncode == exit_code and done.stdout == ""
+    assert message in one_line_error(done)
+    assert instance_bytes(instance) == before
+
+
+def test_token_revoke_refuses_an_id_two_tokens_share(instance):
+    import sqlite3
+
+    with sqlite3.connect(instance / "luodi.sqlite") as conn:  # two hashes with the same first 12 digits
+        for last in (b"\x01", b"\x02"):
+            conn.execute(
+                "INSERT INTO tokens (token_hash, role, charity, created) VALUES (?, 'admin', NULL, '2026-11-29T00:00:00.000Z')",
+                (bytes.fromhex("ab" * 6) + b"\x00" * 25 + last,),
+            )
+    conn.close()
+    before = instance_bytes(instance)
+    line = one_line_error(luodi("token", "revoke", "--instance", instance, "ab" * 6))
+    assert "2 tokens have ids starting abababababab: give more digits" in line
+    assert instance_bytes(instance) == before
+    longer = (bytes.fromhex("ab" * 6) + b"\x00" * 25 + b"\x02").hex()
+    assert luodi("token", "revoke", "--instance", instance, longer).returncode == 0
+    assert luodi("token", "list", "--instance", instance).stdout.count("abababababab") == 1
+
+
 # -- disburse against a live server -------------------------------------------------------------
 
 
@@ -321,4 +387,11 @@ def test_tokens_made_by_the_cli_work_on_the_live_server(charity_server):
         got = http("POST", f"{server.url}/v1/charities", {"charity": "x", "name": "X", "keys": [], "threshold": 1},
                    headers={"Authorization": f"Bearer {bearer}"})
         assert got.status == status, got.body
+    assert log_size(server) == size + 1
+    # Revoked, the same token is refused at once by every worker.
+    assert luodi("token", "revoke", "--instance", server.instance, token_hash(token).hex()[:12]).returncode == 0
+    for n in range(4):
+        again = http("POST", f"{server.url}/v1/projects/{OTHER_PROJECT}/donations", body,
+                     headers={"Authorization": f"Bearer {token}", "Idempotency-Key": f"tools-revoked-{n:04d}"})
+        assert again.status == 401, again.body
     assert log_size(server) == size + 1

@@ -49,6 +49,14 @@ class AppendTransaction(ABC):
         """Store a bearer token's hash (never the token)."""
 
     @abstractmethod
+    def tokens(self) -> list[tuple[bytes, str, str | None, str]]:
+        """Every bearer token as (hash, role, charity, created), oldest first."""
+
+    @abstractmethod
+    def remove_token(self, token_hash: bytes) -> None:
+        """Delete a token (revocation)."""
+
+    @abstractmethod
     def write(
         self,
         entries: list[tuple[int, bytes, bytes, bytes]],
@@ -108,6 +116,10 @@ class Storage(ABC):
     @abstractmethod
     def token(self, token_hash: bytes) -> tuple[bytes, str, str | None] | None:
         """(hash, role, charity) of a bearer token, looked up by its hash."""
+
+    @abstractmethod
+    def tokens(self) -> list[tuple[bytes, str, str | None, str]]:
+        """Every bearer token as (hash, role, charity, created), oldest first."""
 
     @abstractmethod
     def scrub(self) -> None:

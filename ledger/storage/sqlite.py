@@ -93,6 +93,10 @@ def _fetch_nodes(conn: sqlite3.Connection, wanted: Iterable[Node]) -> dict[Node,
     return found
 
 
+def _tokens(conn: sqlite3.Connection) -> list[tuple[bytes, str, str | None, str]]:
+    return conn.execute("SELECT token_hash, role, charity, created FROM tokens ORDER BY created, token_hash").fetchall()
+
+
 class _SQLiteAppend(AppendTransaction):
     def __init__(self, conn: sqlite3.Connection):
         self.conn = conn
@@ -131,6 +135,12 @@ class _SQLiteAppend(AppendTransaction):
             "INSERT INTO tokens (token_hash, role, charity, created) VALUES (?, ?, ?, ?)",
             (token_hash, role, charity, created),
         )
+
+    def tokens(self):
+        return _tokens(self.conn)
+
+    def remove_token(self, token_hash):
+        self.conn.execute("DELETE FROM tokens WHERE token_hash = ?", (token_hash,))
 
     def write(self, entries, checkpoint):
         self.conn.executemany("INSERT INTO entries (seq, leaf_hash, tree, canonical) VALUES (?, ?, ?, ?)", entries)
@@ -259,6 +269,9 @@ class SQLiteStorage(Storage):
         return self._reader().execute(
             "SELECT token_hash, role, charity FROM tokens WHERE token_hash = ?", (token_hash,)
         ).fetchone()
+
+    def tokens(self):
+        return _tokens(self._reader())
 
     def scrub(self) -> None:
         with self._lock:
