@@ -10,9 +10,9 @@ append at the same time are committed together:
 - each caller hands in ``work``, a function of the open
   :class:`ledger.log.Writer`;
 - the first caller to arrive while no commit is under way leads: it takes
-  every waiting job (up to ``max_group``), runs each in its own savepoint (so a
-  refused one writes nothing and the others still land), commits once and
-  wakes the rest;
+  every waiting job (up to ``max_group``), runs each in its own savepoint when
+  there are several (so a refused one writes nothing and the others still
+  land), commits once and wakes the rest;
 - whoever arrived meanwhile waits for the next group, led by the first of them.
 
 No caller returns before the commit that holds its entries is durable, and
