@@ -24,9 +24,9 @@ from .merkle import (
     Frontier,
     assemble,
     consistency_plan,
+    fold,
     inclusion_plan,
     perfect_nodes,
-    plan_nodes,
     range_root,
 )
 from .note import Signer, Verifier
@@ -37,6 +37,7 @@ MAX_BATCH = 100_000
 # are kept in memory; the lower levels are read from storage.
 CACHE_MIN_LEVEL = 6
 CACHE_MAX_NODES = 1 << 17
+FOLD_CACHE_MAX = 4096
 # A writer whose last commit is at most this many entries behind the log
 # extends its own frontier by the new leaves instead of reading the peaks back.
 FRONTIER_CATCH_UP = 4096
@@ -155,6 +156,7 @@ class Ledger:
         self._checkpoint_cache: tuple[str, Checkpoint] | None = None
         self._group = GroupCommit()
         self._frontier_cache: tuple[int, list[bytes]] | None = None
+        self._fold_cache: dict[tuple, bytes] = {}
 
     # -- identity ------------------------------------------------------------
 
@@ -353,12 +355,36 @@ class Ledger:
         size = self._tree_size(size)
         if not isinstance(seq, int) or not 0 <= seq < size:
             raise NotFound(f"seq {seq} is not in a tree of size {size}")
-        plan = inclusion_plan(seq, size)
-        return assemble(plan, self._nodes(plan_nodes(plan)))
+        return self._assemble(inclusion_plan(seq, size))
 
     def consistency_proof(self, size1: int, size2: int | None = None) -> list[bytes]:
         size2 = self._tree_size(size2)
         if not isinstance(size1, int) or not 0 < size1 <= size2:
             raise NotFound(f"no consistency proof from size {size1} to size {size2}")
-        plan = consistency_plan(size1, size2)
-        return assemble(plan, self._nodes(plan_nodes(plan)))
+        return self._assemble(consistency_plan(size1, size2))
+
+    def _assemble(self, plan: list) -> list[bytes]:
+        """A plan's hashes.  A ragged range (the right edge of a tree that is not
+        a power of two) folds to the same hash in every proof that has it, and
+        its nodes never change, so the fold is kept rather than redone."""
+        folded = self._fold_cache
+        wanted = set()
+        for rng in plan:
+            if len(rng) == 1:
+                wanted.add(rng[0])
+            elif tuple(rng) not in folded:
+                wanted.update(rng)
+        hashes = self._nodes(wanted)
+        out = []
+        for rng in plan:
+            if len(rng) == 1:
+                out.append(hashes[rng[0]])
+                continue
+            key = tuple(rng)
+            h = folded.get(key)
+            if h is None:
+                if len(folded) >= FOLD_CACHE_MAX:
+                    folded.clear()
+                h = folded[key] = fold([hashes[n] for n in rng])
+            out.append(h)
+        return out

@@ -386,7 +386,11 @@ def big_ledger(tmp_path_factory):
     storage.close()
 
 
-def test_ledger_every_proof_in_a_small_ledger_equals_reference(make_ledger):
+@pytest.mark.parametrize("fold_cache_max", [4096, 1])  # kept folds, and a cache that empties on every miss
+def test_ledger_every_proof_in_a_small_ledger_equals_reference(make_ledger, monkeypatch, fold_cache_max):
+    import ledger.log as log_module
+
+    monkeypatch.setattr(log_module, "FOLD_CACHE_MAX", fold_cache_max)
     ledger = make_ledger("small")
     for i, k in enumerate([1, 2, 3, 5, 8, 13]):
         ledger.append_batch([("note", {"text": f"batch {i} item {j}"}) for j in range(k)])
