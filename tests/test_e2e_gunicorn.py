@@ -134,10 +134,11 @@ class LiveServer:
     running side by side do not share ``~/.gunicorn/gunicorn.ctl``.
     """
 
-    def __init__(self, instance: Path, log_key: Verifier, workers: int = 2, env: dict | None = None):
+    def __init__(self, instance: Path, log_key: Verifier, workers: int = 2, env: dict | None = None, threads: int = 1):
         self.instance = Path(instance)
         self.log_key = log_key
         self.workers = workers
+        self.threads = threads
         self.extra_env = env or {}
         self.proc: subprocess.Popen | None = None
         self.port = 0
@@ -163,7 +164,7 @@ class LiveServer:
             self._logs += [out, err]
             self.proc = subprocess.Popen(
                 [LUODI, "serve", "--instance", str(self.instance), "--host", HOST, "--port", str(self.port),
-                 "--workers", str(self.workers)],
+                 "--workers", str(self.workers), "--threads", str(self.threads)],
                 stdout=out,
                 stderr=err,
                 stdin=subprocess.DEVNULL,
@@ -542,6 +543,34 @@ def test_both_gunicorn_workers_serve(live):
     assert live.worker_pids() == workers  # no worker died on the way
 
 
+def test_threaded_workers_commit_concurrent_donations_and_every_receipt_verifies(tmp_path):
+    """--threads: a worker's concurrent donations may share a commit; each 201 is
+    durable and proven against the checkpoint that covers it."""
+    instance = tmp_path / "instance"
+    log_key, admin, intake = init_instance(instance)
+    signers = [Signer.generate(f"{CHARITY}/finance-{i}") for i in (1, 2)]
+    with LiveServer(instance, log_key, workers=1, threads=4) as server:
+        sc = Scenario(server, admin, intake, signers)
+        assert server.post("/v1/charities", {"charity": CHARITY, "name": "Hope Foundation", "threshold": 1,
+                                             "keys": [s.verifier.to_string() for s in signers]},
+                           headers=sc.auth(admin)).status == 201
+        assert server.post("/v1/projects", {"project": PROJECT, "charity": CHARITY, "title": "School meals",
+                                            "purpose": "Hot lunches", "currency": "CNY"},
+                           headers=sc.auth(admin)).status == 201
+        donors = [f"donor-{i:03d}" for i in range(32)]
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda d: sc.donate("12.50", d, key=f"threaded-{d}"), donors))
+        assert [a.status for a in answers] == [201] * len(donors), [a.body for a in answers if a.status != 201]
+        served_key = server.get("/v1/log/key").text
+        for answer, donor in zip(answers, donors):
+            verify_receipt(answer.json, pinned=log_key, served_key=served_key, salt=answer.json["salt"],
+                           donor_ref=donor, charity_keys=[s.verifier.to_string() for s in signers], threshold=1)
+        seqs = sorted(a.json["leaf_index"] for a in answers)
+        assert seqs == list(range(seqs[0], seqs[0] + len(donors)))
+    done = luodi("verify", "--instance", instance)
+    assert done.returncode == 0, done.stderr
+
+
 @pytest.mark.parametrize("case", ["missing", "no-database", "open-key"])
 def test_serve_refuses_an_unusable_instance_with_one_line(tmp_path, case):
     instance = tmp_path / "instance"
@@ -576,6 +605,7 @@ def test_http_benchmark_runs_at_a_tiny_size(tmp_path, loadgen):
         cells = matching[0].split(" | ")
         assert cells[2].endswith("/s") and int(cells[1].replace(",", "")) > 0
         assert cells[-1] == "0", done.stdout  # every answer was the expected 200 / 201
+        assert cells[-3].endswith(" us") and cells[-2].endswith(" us"), done.stdout  # CPU per request
         if start != "ping":
             assert cells[3].endswith("%") and ">= " in cells[4]
     assert not list(tmp_path.glob("*.building*"))
