@@ -24,9 +24,9 @@ from .merkle import (
     Frontier,
     assemble,
     consistency_plan,
-    fold,
     inclusion_plan,
     perfect_nodes,
+    plan_nodes,
     range_root,
 )
 from .note import Signer, Verifier
@@ -364,27 +364,10 @@ class Ledger:
         return self._assemble(consistency_plan(size1, size2))
 
     def _assemble(self, plan: list) -> list[bytes]:
-        """A plan's hashes.  A ragged range (the right edge of a tree that is not
-        a power of two) folds to the same hash in every proof that has it, and
-        its nodes never change, so the fold is kept rather than redone."""
+        """A plan's hashes, with the folds of ragged ranges kept (bounded).  A full
+        cache is replaced, not cleared, so a proof under way in another thread
+        keeps the folds it counted on."""
         folded = self._fold_cache
-        wanted = set()
-        for rng in plan:
-            if len(rng) == 1:
-                wanted.add(rng[0])
-            elif tuple(rng) not in folded:
-                wanted.update(rng)
-        hashes = self._nodes(wanted)
-        out = []
-        for rng in plan:
-            if len(rng) == 1:
-                out.append(hashes[rng[0]])
-                continue
-            key = tuple(rng)
-            h = folded.get(key)
-            if h is None:
-                if len(folded) >= FOLD_CACHE_MAX:
-                    folded.clear()
-                h = folded[key] = fold([hashes[n] for n in rng])
-            out.append(h)
-        return out
+        if len(folded) >= FOLD_CACHE_MAX:
+            folded = self._fold_cache = {}
+        return assemble(plan, self._nodes(plan_nodes(plan, folded)), folded)

@@ -166,19 +166,30 @@ def consistency_plan(size1: int, size2: int) -> list[list[Node]]:
     return ranges
 
 
-def plan_nodes(plan: Iterable[Sequence[Node]]) -> set[Node]:
-    """Every perfect node a plan needs, for one storage query."""
-    return {n for rng in plan for n in rng}
+def plan_nodes(plan: Iterable[Sequence[Node]], folded: Mapping[tuple, bytes] | None = None) -> set[Node]:
+    """Every perfect node a plan needs, for one storage query (but the nodes of
+    ragged ranges whose fold is already in ``folded``)."""
+    return {n for rng in plan if not (folded and len(rng) > 1 and tuple(rng) in folded) for n in rng}
 
 
-def assemble(plan: Iterable[Sequence[Node]], hashes: Mapping[Node, bytes]) -> list[bytes]:
-    """Turn a plan into proof hashes, folding ragged ranges."""
+def assemble(
+    plan: Iterable[Sequence[Node]], hashes: Mapping[Node, bytes], folded: dict[tuple, bytes] | None = None
+) -> list[bytes]:
+    """Turn a plan into proof hashes, folding ragged ranges.
+
+    ``folded`` keeps folds by range: a tree's ragged right edge is the same in
+    every proof that crosses it, and its nodes never change."""
     out = []
     for rng in plan:
         if len(rng) == 1:
             out.append(hashes[rng[0]])
-        else:
-            out.append(fold([hashes[n] for n in rng]))
+            continue
+        h = folded.get(tuple(rng)) if folded is not None else None
+        if h is None:
+            h = fold([hashes[n] for n in rng])
+            if folded is not None:
+                folded[tuple(rng)] = h
+        out.append(h)
     return out
 
 

@@ -386,7 +386,7 @@ def big_ledger(tmp_path_factory):
     storage.close()
 
 
-@pytest.mark.parametrize("fold_cache_max", [4096, 1])  # kept folds, and a cache that empties on every miss
+@pytest.mark.parametrize("fold_cache_max", [4096, 1])  # kept folds, and a cache replaced before every proof
 def test_ledger_every_proof_in_a_small_ledger_equals_reference(make_ledger, monkeypatch, fold_cache_max):
     import ledger.log as log_module
 
