@@ -60,7 +60,7 @@ class Writer:
         self.frontier = Frontier(size, ledger._frontier(txn, size))
         # The peaks at the start: with the nodes its rows complete, enough to prove
         # any entry this writer appends without reading the tree back (proof()).
-        self._start_peaks = dict(zip(perfect_nodes(0, size), self.frontier.hashes))
+        self._start_peaks = tuple(self.frontier.hashes)
         self.entries: list[Entry] = []
         self._rows: list[tuple[int, bytes, bytes, bytes]] = []
         self.note: str | None = None  # the signed checkpoint, once committed
@@ -115,16 +115,21 @@ class Writer:
         it commits, from memory.  Every node such a proof needs is either one
         of the peaks the writer started from (a left sibling whose parent spans
         the start) or a node completed by this writer's own appends."""
-        if not self.frontier.size - len(self.entries) <= seq < self.frontier.size:
+        size = self.frontier.size
+        first = size - len(self._rows)
+        if not first <= seq < size:
             raise NotFound(f"entry {seq} was not appended by this writer")
-        nodes = dict(self._start_peaks)
-        for row_seq, leaf, tree, _ in self._rows:
-            nodes[(0, row_seq)] = leaf
-            # The row's tree holds the nodes it completed, levels 1, 2, ...; the
-            # node at level l ending at row_seq has index row_seq >> l.
-            for level in range(1, len(tree) // 32 + 1):
-                nodes[(level, row_seq >> level)] = tree[32 * (level - 1) : 32 * level]
-        return assemble(inclusion_plan(seq, self.frontier.size), nodes)
+        plan = inclusion_plan(seq, size)
+        peaks = dict(zip(perfect_nodes(0, first), self._start_peaks))
+        nodes = {}
+        for level, index in plan_nodes(plan):
+            last = ((index + 1) << level) - 1  # the row that completed the node (the storage layout)
+            if last < first:
+                nodes[(level, index)] = peaks[(level, index)]
+            else:
+                _, leaf, tree, _ = self._rows[last - first]
+                nodes[(level, index)] = leaf if level == 0 else tree[32 * (level - 1) : 32 * level]
+        return assemble(plan, nodes)
 
     def commit(self) -> None:
         if not self._rows:
