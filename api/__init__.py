@@ -9,14 +9,12 @@ from pathlib import Path
 def create_app(test_config: dict | None = None):
     """The app factory: defaults, then ``<instance>/config.py``, then ``LUODI_*``
     environment variables, then ``test_config``."""
-    from flask import Flask
-
-    from . import docs, limits, problems, public, state, writes
+    from . import admin, docs, limits, problems, public, state, writes
 
     instance = Path(
         (test_config or {}).get("INSTANCE") or os.environ.get("LUODI_INSTANCE") or "instance"
     ).resolve()
-    app = Flask(__name__, instance_path=str(instance), instance_relative_config=True)
+    app = problems.LuodiFlask(__name__, instance_path=str(instance), instance_relative_config=True)
     app.config.from_mapping(
         INSTANCE=str(instance),
         SIGNATURE_WINDOW_SECONDS=600,
@@ -46,9 +44,10 @@ def create_app(test_config: dict | None = None):
     app.json.ensure_ascii = False
 
     api = problems.init_app(app)
-    limits.init_app(app, writes.blp)
+    limits.init_app(app, writes.blp, admin.blp)
     state.init_app(app)
     docs.init_app(app)
     api.register_blueprint(public.blp)
     api.register_blueprint(writes.blp)
+    api.register_blueprint(admin.blp)
     return app

@@ -7,23 +7,25 @@ error prints one line and exits 1; nothing is written when a command refuses.
 from __future__ import annotations
 
 import base64
-import os
+import json
 from pathlib import Path
 
 import click
 
-from ledger import instance as inst
-from ledger.audit import audit_books
-from ledger.books import DEFAULT_WINDOW_SECONDS
-from ledger.charity import CharityLedger
-from ledger.demo import seed_demo
+from ledger.charity import payload as P
+from ledger.charity.audit import audit_books
+from ledger.charity.books import DEFAULT_WINDOW_SECONDS
+from ledger.charity.demo import seed_demo
+from ledger.charity.money import format_amount
+from ledger.charity.service import CharityLedger
+from ledger.charity.tokens import ROLES, create_token, list_tokens, revoke_token
 from ledger.errors import LuodiError
-from ledger import payload as P
-from ledger.clock import utc_now
-from ledger.money import format_amount
-from ledger.note import Signer
-from ledger.tokens import ROLES, create_token, list_tokens, revoke_token
-from ledger.verify import verify_log
+from ledger.log.clock import utc_now
+from ledger.log.keyfile import read_key_file, write_key_file
+from ledger.log.note import Signer
+from ledger.log.verify import verify_log
+
+from . import instance as inst
 
 
 class _Group(click.Group):
@@ -56,7 +58,7 @@ def main():
 def init(instance, origin):
     """Create the instance folder, the log key (mode 0600) and the database."""
     result = inst.init_instance(instance, origin)
-    ledger = result.ledger
+    ledger = result.charity.ledger
     click.echo(f"instance: {instance}")
     click.echo(f"log key:  {'created' if result.created_key else 'kept the existing key'} ({instance}/{inst.KEY_NAME})")
     click.echo(f"verifier: {ledger.verifier.to_string()}")
@@ -84,17 +86,17 @@ def upgrade(instance):
 )
 def demo(instance, donations):
     """Initialise the instance if needed, seed a demo into an empty log, print a summary."""
-    ledger = inst.init_instance(instance).ledger
-    if ledger.size() == 1:
-        seed_demo(CharityLedger(ledger), donations, keys_dir=Path(instance) / "demo-keys")
-    _summary(ledger)
+    cl = inst.init_instance(instance).charity
+    if cl.ledger.size() == 1:
+        seed_demo(cl, donations, keys_dir=Path(instance) / "demo-keys")
+    _summary(cl)
 
 
 @main.command()
 @instance_option
 def status(instance):
     """Print the log's size, latest checkpoint and verification result."""
-    _summary(inst.open_ledger(instance, with_key=False))
+    _summary(inst.open_instance(instance, with_key=False))
 
 
 @main.command()
@@ -102,8 +104,8 @@ def status(instance):
 @click.option("--log-key", help="Pin the log's verifier key instead of trusting the genesis entry's.")
 def verify(instance, log_key):
     """Re-verify every entry, tree node and checkpoint; exit 1 at the first fault."""
-    ledger = inst.open_ledger(instance, with_key=False)
-    report = verify_log(ledger.storage, log_key)
+    ledger = inst.open_instance(instance, with_key=False).ledger
+    report = verify_log(ledger.store, ledger.registry, log_key)
     click.echo(
         f"ok: {report.size} entries, {report.checkpoints} checkpoints, "
         f"root {base64.b64encode(report.root).decode()}, log key {report.log_key}"
@@ -122,9 +124,9 @@ def verify(instance, log_key):
 )
 def audit(instance, log_key, window):
     """Verify the log, then recompute the books from the entries alone and compare with the index."""
-    ledger = inst.open_ledger(instance, with_key=False)
-    chain = verify_log(ledger.storage, log_key)
-    report = audit_books(ledger.storage, window)
+    cl = inst.open_instance(instance, with_key=False)
+    chain = verify_log(cl.ledger.store, cl.ledger.registry, log_key)
+    report = audit_books(cl.stores, window)
     click.echo(
         f"ok: {chain.size} entries verified; books recomputed and equal: {report.projects} projects, "
         f"{report.donations} donations, {report.disbursements} disbursements, {report.refunds} refunds"
@@ -135,7 +137,7 @@ def audit(instance, log_key, window):
 @instance_option
 def checkpoint(instance):
     """Print the latest signed checkpoint (a C2SP signed note)."""
-    click.echo(inst.open_ledger(instance, with_key=False).checkpoint(), nl=False)
+    click.echo(inst.open_instance(instance, with_key=False).ledger.checkpoint(), nl=False)
 
 
 @main.command()
@@ -153,15 +155,15 @@ def serve(instance, host, port, workers, threads, demo):
     from .server import Server
 
     if demo:
-        ledger = inst.init_instance(instance).ledger
-        if ledger.size() == 1:
-            seed_demo(CharityLedger(ledger), keys_dir=Path(instance) / "demo-keys")
-            admin = create_token(ledger.storage, "admin")
-            intake = create_token(ledger.storage, "intake")
+        cl = inst.init_instance(instance).charity
+        if cl.ledger.size() == 1:
+            seed_demo(cl, keys_dir=Path(instance) / "demo-keys")
+            admin = create_token(cl.stores.tokens, "admin")
+            intake = create_token(cl.stores.tokens, "intake")
             click.echo(f"demo admin token:  {admin}\ndemo intake token: {intake}\n(shown once; only their hashes are kept)")
-        ledger.storage.close()
+        cl.stores.close()
     else:
-        inst.open_ledger(instance).storage.close()  # refuse early, with one line, if the instance is not usable
+        inst.open_instance(instance).stores.close()  # refuse early, with one line, if the instance is not usable
     click.echo(f"serving {instance} on http://{host}:{port}/ (API explorer at /docs)")
     Server(str(Path(instance).resolve()), host, port, workers, threads).run()
 
@@ -177,15 +179,14 @@ def token():
 @click.option("--charity", help="Limit an intake token to one charity's projects.")
 def token_create(instance, role, charity):
     """Print a new bearer token once; only its hash is stored."""
-    ledger = inst.open_ledger(instance, with_key=False)
-    click.echo(create_token(ledger.storage, role, charity))
+    click.echo(create_token(inst.open_stores(instance).tokens, role, charity))
 
 
 @token.command("list")
 @instance_option
 def token_list(instance):
     """List the tokens by id, role, charity and creation time (never the tokens)."""
-    for t in list_tokens(inst.open_ledger(instance, with_key=False).storage):
+    for t in list_tokens(inst.open_stores(instance).tokens):
         click.echo(f"{t.id}  {t.role:<6}  {t.charity or '-'}  {t.created}")
 
 
@@ -194,8 +195,46 @@ def token_list(instance):
 @click.argument("token_id")
 def token_revoke(instance, token_id):
     """Revoke a token by its id (from 'luodi token list'): it stops working at once."""
-    t = revoke_token(inst.open_ledger(instance, with_key=False).storage, token_id)
+    t = revoke_token(inst.open_stores(instance).tokens, token_id)
     click.echo(f"revoked {t.id} ({t.role}{', ' + t.charity if t.charity else ''})")
+
+
+@main.group()
+def project():
+    """The operator's project tasks."""
+
+
+@project.command("close")
+@instance_option
+@click.argument("project_id")
+@click.option("--reason", required=True, help="Why the project closes (public, in the log).")
+def project_close(instance, project_id, reason):
+    """Close a project: later donations and disbursements to it are refused."""
+    entry = inst.open_instance(instance).close_project(project_id, reason)
+    click.echo(f"project {project_id} closed at seq {entry.seq}, receipt {entry.receipt}")
+
+
+@main.group()
+def donor():
+    """What the intake sent about donors (never in the log)."""
+
+
+@donor.command("show")
+@instance_option
+@click.argument("receipt")
+def donor_show(instance, receipt):
+    """Print what the intake sent about the donor of a gift, as JSON (null once erased)."""
+    personal = inst.open_instance(instance, with_key=False).personal_data(receipt)
+    click.echo(json.dumps(personal, ensure_ascii=False, sort_keys=True))
+
+
+@donor.command("erase")
+@instance_option
+@click.argument("receipt")
+def donor_erase(instance, receipt):
+    """Erase what the intake sent about a donor and the kept salt; the log stays as it is."""
+    erased = inst.open_instance(instance, with_key=False).erase_personal_data(receipt)
+    click.echo(f"erased the personal data of {receipt}" if erased else f"nothing to erase for {receipt}")
 
 
 @main.command()
@@ -204,14 +243,7 @@ def token_revoke(instance, token_id):
 def keygen(name, out):
     """Make a charity signing key pair: write the private key, print the verifier key."""
     signer = Signer.generate(name)
-    try:
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError as exc:
-        raise click.ClickException(f"{out} already exists; keys are never overwritten") from exc
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {out}: {exc.strerror}") from exc
-    with os.fdopen(fd, "w") as f:
-        f.write(signer.to_string() + "\n")
+    write_key_file(out, signer)
     click.echo(signer.verifier.to_string())
 
 
@@ -238,19 +270,20 @@ def disburse(keys, url, project, amount, payee, purpose, period, evidence):
         period=tuple(period) if period else (today, today), lines=[(purpose, amount)], amount=amount,
         evidence=[(P.hash_file(f), Path(f).name) for f in evidence],
     )
-    signers = [inst.load_key(Path(k)) for k in keys]
+    signers = [read_key_file(k) for k in keys]
     answer = client.post_json(
         f"/v1/projects/{project}/disbursements", {"payload": payload, "signatures": [P.sign(payload, s) for s in signers]}
     )
     click.echo(f"disbursement appended at seq {answer['seq']}, receipt {answer['leaf_hash']}")
 
 
-def _summary(ledger) -> None:
+def _summary(cl: CharityLedger) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    report = verify_log(ledger.storage)
-    audit_books(ledger.storage, ledger.window_seconds)  # raises at the first disagreement
+    ledger = cl.ledger
+    report = verify_log(ledger.store, ledger.registry)
+    audit_books(cl.stores, cl.window_seconds)  # raises at the first disagreement
     table = Table(title="Luodi ledger", show_header=False)
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")
@@ -261,7 +294,7 @@ def _summary(ledger) -> None:
     table.add_row("root", base64.b64encode(report.root).decode())
     table.add_row("verification", "[green]ok[/green]: every entry, node and checkpoint re-verified")
     table.add_row("audit", "[green]ok[/green]: the books recomputed from the entries match the index")
-    for p in CharityLedger(ledger).projects():
+    for p in cl.projects():
         table.add_row(
             f"project {p.project}",
             f"{p.donations} donations, raised {format_amount(p.raised, p.currency)}, "

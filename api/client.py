@@ -6,15 +6,7 @@ import json
 import urllib.error
 import urllib.request
 
-from ledger.errors import LuodiError
-
-
-class RemoteError(LuodiError):
-    """The server refused a request; carries its problem detail."""
-
-    status = 502
-    slug = "remote"
-    title = "The server refused the request"
+from ledger.errors import RemoteError
 
 
 class Client:

@@ -1,5 +1,5 @@
-"""Rate limits (flask-limiter): each app gets its own limiter; POSTs to the write
-blueprint are limited per client, and a refusal is a 429 problem."""
+"""Rate limits (flask-limiter): each app gets its own limiter; POSTs and DELETEs to the write
+blueprints are limited per client, and a refusal is a 429 problem."""
 
 from flask import Flask, current_app
 from flask_limiter import Limiter
@@ -10,8 +10,9 @@ def write_limit() -> str:
     return current_app.config["RATELIMIT_WRITES"]
 
 
-def init_app(app: Flask, writes_blueprint) -> Limiter:
+def init_app(app: Flask, *write_blueprints) -> Limiter:
     limiter = Limiter(key_func=get_remote_address, app=app)
-    limiter.limit(write_limit, methods=["POST"])(writes_blueprint)
+    for blueprint in write_blueprints:
+        limiter.limit(write_limit, methods=["POST", "DELETE"])(blueprint)
     app.extensions["luodi_limiter"] = limiter
     return limiter

@@ -1,16 +1,24 @@
 """RFC 9457 problem details for every HTTP error: one handler maps the core's
 error tree (status and type live on each class), one maps HTTP errors from
-Flask, webargs and flask-limiter."""
+Flask, webargs and flask-limiter, and one answers unexpected errors.
+
+Every request gets an id (a sane ``X-Request-Id`` from the client or proxy,
+else a new one), echoed in the ``X-Request-Id`` response header and in every
+problem body as ``request_id``.  Every unexpected error, and every domain
+error of status 500 and up, is logged with it and its traceback.
+"""
 
 from __future__ import annotations
 
 import http
+import re
+import uuid
 
-from flask import Flask, Response, json, request
+from flask import Flask, Response, current_app, g, json, request
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 from marshmallow import INCLUDE, Schema, fields
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from ledger.errors import LuodiError
 
@@ -30,9 +38,21 @@ _HTTP_TYPES = {
 }
 
 
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def request_id() -> str:
+    rid = g.get("request_id")
+    if rid is None:
+        given = request.headers.get("X-Request-Id", "")
+        rid = g.request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    return rid
+
+
 def problem(status: int, slug: str, title: str, detail: str, **extra) -> Response:
     body = {"type": f"/problems/{slug}", "title": title, "status": status, "detail": detail, "instance": request.path}
     body.update(extra)
+    body["request_id"] = request_id()
     resp = Response(json.dumps(body), status=status, mimetype=PROBLEM)
     if status == 401:
         resp.headers["WWW-Authenticate"] = 'Bearer realm="luodi"'
@@ -50,6 +70,7 @@ class ProblemSchema(Schema):
     status = fields.Integer(required=True)
     detail = fields.String(required=True)
     instance = fields.String()
+    request_id = fields.String(metadata={"description": "this request's id, as the server logged it (X-Request-Id)"})
     errors = fields.Dict(metadata={"description": "schema errors by location and field"})
 
 
@@ -88,17 +109,43 @@ class ProblemApi(Api):
         return resp
 
 
+def log_failure(exc_info) -> None:
+    """Log a failed request with its id and traceback (Flask calls this for every
+    unexpected exception, see ``api.LuodiFlask``)."""
+    current_app.logger.error("request %s: %s %s failed", request_id(), request.method, request.path, exc_info=exc_info)
+
+
+class LuodiFlask(Flask):
+    """Flask, logging each unexpected exception once, with the request's id."""
+
+    def log_exception(self, exc_info) -> None:
+        log_failure(exc_info)
+
+
+def _log(error: BaseException) -> None:
+    log_failure((type(error), error, error.__traceback__))
+
+
 def _domain_error(error: LuodiError):
+    if error.status >= 500:
+        _log(error)
     body = error.problem()
     return problem(body.pop("status"), error.slug, body.pop("title"), body.pop("detail"), **{
         k: v for k, v in body.items() if k != "type"
     })
 
 
-def _unexpected(error: Exception):
-    if isinstance(error, HTTPException):
-        raise error
-    return problem(500, "internal", "Internal error", "the server failed; nothing was written")
+def _unexpected(error: InternalServerError):
+    """Flask's answer to any exception no other handler took, after logging it
+    (outside testing, where it propagates to the test instead).  What the failed
+    request wrote is not known here, so the answer does not say."""
+    detail = f"the server failed; its operator can find request {request_id()} in its log"
+    return problem(500, "internal", "Internal error", detail)
+
+
+def _tag(resp: Response) -> Response:
+    resp.headers["X-Request-Id"] = request_id()
+    return resp
 
 
 def _too_deep(error: RecursionError):
@@ -110,6 +157,6 @@ def init_app(app: Flask) -> Api:
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     app.register_error_handler(LuodiError, _domain_error)
     app.register_error_handler(RecursionError, _too_deep)
-    if not app.testing:
-        app.register_error_handler(Exception, _unexpected)
+    app.register_error_handler(InternalServerError, _unexpected)
+    app.after_request(_tag)
     return api

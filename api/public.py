@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Response, current_app, stream_with_context
+from flask import Response, current_app, json, stream_with_context
 from flask_smorest import Blueprint
-
-from ledger.errors import NotFound
 
 from . import schemas as s
 from .state import charity_ledger, ledger
@@ -42,12 +40,8 @@ def log_key():
 @blp.response(200, s.EntryPage)
 def entries(args):
     """Page through the log in seq order."""
-    lg = ledger()
-    size = lg.size()
-    start, limit = args["start"], min(args["limit"], int(current_app.config["PAGE_LIMIT"]))
-    seqs = range(start, min(size, start + limit))
-    end = start + len(seqs)
-    return {"entries": [item(lg.entry(q)) for q in seqs], "next_start": end if end < size else None}
+    entries, next_start = ledger().page(args["start"], _limit(args))
+    return {"entries": [item(e) for e in entries], "next_start": next_start}
 
 
 @blp.get("/entries/<int:seq>")
@@ -63,13 +57,8 @@ def entry(seq):
 @blp.response(200, s.Inclusion)
 def inclusion(args):
     """RFC 9162 inclusion proof of a leaf, at tree_size or the latest checkpoint."""
-    lg = ledger()
-    found = lg.entry_by_receipt(args["leaf_hash"])
-    size = args.get("tree_size") or lg.latest_checkpoint().size
-    if found.seq >= size:
-        raise NotFound(f"leaf {found.seq} is not in a tree of size {size}")
-    body = {"leaf_index": found.seq, "tree_size": size, "audit_path": hexes(lg.inclusion_proof(found.seq, size))}
-    resp = blp_json(body, s.Inclusion)
+    found, size, proof = ledger().prove_inclusion(args["leaf_hash"], args.get("tree_size"))
+    resp = blp_json({"leaf_index": found.seq, "tree_size": size, "audit_path": hexes(proof)}, s.Inclusion)
     return immutable(resp) if "tree_size" in args else resp
 
 
@@ -78,12 +67,8 @@ def inclusion(args):
 @blp.response(200, s.Consistency)
 def consistency(args):
     """RFC 9162 consistency proof from tree size first to second (default: the latest checkpoint)."""
-    lg = ledger()
-    second = args.get("second") or lg.latest_checkpoint().size
-    if args["first"] > second:
-        raise NotFound(f"no consistency proof from size {args['first']} to the smaller size {second}")
-    body = {"first": args["first"], "second": second, "consistency": hexes(lg.consistency_proof(args["first"], second))}
-    resp = blp_json(body, s.Consistency)
+    second, proof = ledger().prove_consistency(args["first"], args.get("second"))
+    resp = blp_json({"first": args["first"], "second": second, "consistency": hexes(proof)}, s.Consistency)
     return immutable(resp) if "second" in args else resp
 
 
@@ -92,8 +77,7 @@ def consistency(args):
 def get_receipt(leaf_hash):
     """Everything a donor needs to verify a gift offline: the entry, its proof, the
     checkpoint and log key, and each disbursement that spent it with its own proof."""
-    books = charity_ledger()
-    return receipt(books, books.ledger.entry_by_receipt(leaf_hash))
+    return receipt(charity_ledger().receipt(leaf_hash))
 
 
 @blp.get("/projects")
@@ -115,30 +99,21 @@ def get_project(project_id):
 @blp.response(200, s.EntryPage)
 def project_entries(args, project_id):
     """A project's entries in seq order: its opening, donations, disbursements, refunds, closing."""
-    books = charity_ledger()
-    books.project(project_id)
-    limit = min(args["limit"], int(current_app.config["PAGE_LIMIT"]))
-    seqs = books.books.project_seqs(project_id, args["start"], limit + 1)
-    page = seqs[:limit]
-    more = seqs[limit] if len(seqs) > limit else None
-    return {"entries": [item(books.ledger.entry(q)) for q in page], "next_start": more}
+    entries, next_start = charity_ledger().project_entries(project_id, args["start"], _limit(args))
+    return {"entries": [item(e) for e in entries], "next_start": next_start}
 
 
 @blp.get("/export")
 @blp.response(200, content_type="application/x-ndjson")
 def export():
     """The whole log as NDJSON: one entry per line, in its exact canonical (hashed) bytes."""
-    storage = ledger().storage
+    lines = (canonical + b"\n" for canonical in ledger().export())
+    return Response(stream_with_context(lines), mimetype="application/x-ndjson")
 
-    def lines():
-        with storage.snapshot(streaming=True):
-            for _, _, _, canonical in storage.iter_entries():
-                yield canonical + b"\n"
 
-    return Response(stream_with_context(lines()), mimetype="application/x-ndjson")
+def _limit(args) -> int:
+    return min(args["limit"], int(current_app.config["PAGE_LIMIT"]))
 
 
 def blp_json(body: dict, schema) -> Response:
-    from flask import json
-
     return Response(json.dumps(schema().dump(body)), mimetype="application/json")

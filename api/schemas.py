@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from ledger.charity_kinds import CHANNELS
+from ledger.charity.kinds import CHANNELS
+from ledger.charity.money import DECIMAL_PATTERN
+from ledger.log.fields import HEX64 as _HEX64
 
-HEX64 = validate.Regexp(r"^[0-9a-f]{64}$", error="must be 64 lowercase hex digits")
-DECIMAL = validate.Regexp(r"^(0|[1-9][0-9]*)(\.[0-9]+)?$", error="must be a decimal string such as 12.30")
+HEX64 = validate.Regexp(f"^{_HEX64.pattern}$", error="must be 64 lowercase hex digits")
+DECIMAL = validate.Regexp(f"^{DECIMAL_PATTERN}$", error="must be a decimal string such as 12.30")
 
 
 class EntryItem(Schema):
@@ -150,3 +152,20 @@ class IdempotencyHeader(Schema):
     idempotency_key = fields.String(
         required=True, data_key="Idempotency-Key", validate=validate.Regexp(r"^[A-Za-z0-9._:-]{8,128}$")
     )
+
+
+class ClosureIn(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class PersonalData(Schema):
+    receipt = fields.String(required=True)
+    personal = fields.Dict(
+        keys=fields.String(), values=fields.String(), allow_none=True, required=True,
+        metadata={"description": "what the intake sent about the donor; null if nothing, or erased"},
+    )
+
+
+class Erasure(Schema):
+    receipt = fields.String(required=True)
+    erased = fields.Boolean(required=True, metadata={"description": "false if there was nothing (left) to erase"})

@@ -1,17 +1,17 @@
-"""The ledger of this process, opened on first use (after gunicorn forks its workers)."""
+"""The charity ledger of this process, opened on first use (after gunicorn forks its workers)."""
 
 from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
 
 from flask import Flask, current_app
 
-from ledger.charity import CharityLedger
-from ledger.instance import DB_NAME, KEY_NAME, load_key
-from ledger.log import Ledger
-from ledger.storage import SQLiteStorage
+from ledger.charity.service import CharityLedger
+from ledger.charity.store import TokenStore
+from ledger.log.ledger import Ledger
+
+from .instance import open_instance
 
 
 def init_app(app: Flask) -> None:
@@ -25,19 +25,14 @@ def charity_ledger() -> CharityLedger:
         return slot["books"]
     with slot["lock"]:  # the threads of a worker share one ledger, and so its group commits
         if slot.get("pid") != pid:
-            _open(slot, pid)
+            window = int(current_app.config["SIGNATURE_WINDOW_SECONDS"])
+            slot.update(books=open_instance(current_app.config["INSTANCE"], window_seconds=window), pid=pid)
     return slot["books"]
-
-
-def _open(slot: dict, pid: int) -> None:
-    instance = Path(current_app.config["INSTANCE"])
-    storage = SQLiteStorage(instance / DB_NAME)
-    ledger = Ledger(
-        storage, load_key(instance / KEY_NAME), window_seconds=int(current_app.config["SIGNATURE_WINDOW_SECONDS"])
-    )
-    ledger.check_signer()
-    slot.update(books=CharityLedger(ledger), pid=pid)
 
 
 def ledger() -> Ledger:
     return charity_ledger().ledger
+
+
+def tokens() -> TokenStore:
+    return charity_ledger().stores.tokens

@@ -6,11 +6,10 @@ import hashlib
 
 from flask import Response, request
 
-from ledger.allocation import DonationTrace
-from ledger.charity import CharityLedger
-from ledger.entry import Entry
-from ledger.errors import NotFound
-from ledger.money import format_amount
+from ledger.charity.money import format_amount
+from ledger.charity.receipts import Receipt
+from ledger.charity.store import Project
+from ledger.log.entry import Entry
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 
@@ -30,52 +29,34 @@ def immutable(resp: Response) -> Response:
     return resp.make_conditional(request)
 
 
-def receipt(books: CharityLedger, entry: Entry, signed_with: tuple | None = None) -> dict:
-    """All a donor needs to check a gift offline, against the latest checkpoint.
-
-    ``signed_with``: the (note, checkpoint, inclusion proof) committed with a
-    donation this request appended; at that tree size nothing has spent or
-    refunded it."""
-    if entry.kind != "donation":
-        raise NotFound(f"{entry.receipt} is a {entry.kind} entry, not a donation")
-    ledger = books.ledger
-    if signed_with is not None:
-        note, cp, proof = signed_with
-        trace = DonationTrace(entry.receipt, entry.body["project"], entry.body["currency"], entry.body["amount"])
-    else:
-        note, cp = ledger.latest_checkpoint_note()
-        proof = ledger.inclusion_proof(entry.seq, cp.size)
-        trace = books.trace(entry.receipt)
-    size = cp.size
-    cur = trace.currency
-    allocation = []
-    for disbursement, amount in trace.spent:
-        d = ledger.entry_by_receipt(disbursement)
-        allocation.append(
-            {
-                "disbursement": item(d),
-                "amount": format_amount(amount, cur),
-                "leaf_index": d.seq,
-                "inclusion_proof": hexes(ledger.inclusion_proof(d.seq, size)),
-            }
-        )
+def receipt(r: Receipt) -> dict:
+    """All a donor needs to check a gift offline (:class:`ledger.charity.receipts.Receipt`), as JSON."""
+    trace, cur = r.trace, r.trace.currency
     return {
-        "entry": item(entry),
-        "leaf_index": entry.seq,
-        "tree_size": size,
-        "inclusion_proof": hexes(proof),
-        "checkpoint": note,
-        "log_key": ledger.verifier.to_string(),
+        "entry": item(r.entry),
+        "leaf_index": r.entry.seq,
+        "tree_size": r.tree_size,
+        "inclusion_proof": hexes(r.proof),
+        "checkpoint": r.checkpoint,
+        "log_key": r.log_key,
         "currency": cur,
         "amount": format_amount(trace.amount, cur),
         "spent": format_amount(trace.spent_total, cur),
         "refunded": format_amount(trace.refunded, cur),
         "unspent": format_amount(trace.unspent, cur),
-        "allocation": allocation,
+        "allocation": [
+            {
+                "disbursement": item(s.disbursement),
+                "amount": format_amount(s.amount, cur),
+                "leaf_index": s.disbursement.seq,
+                "inclusion_proof": hexes(s.proof),
+            }
+            for s in r.spending
+        ],
     }
 
 
-def project(p) -> dict:
+def project(p: Project) -> dict:
     cur = p.currency
     return {
         "project": p.project,

@@ -10,9 +10,10 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from ledger import Ledger
-from ledger.note import Signer
-from ledger.storage import SQLiteStorage
+from ledger.charity.service import open_charity_ledger
+from ledger.log.ledger import Ledger
+from ledger.log.note import Signer
+from ledger.stores.sqlite import open_sqlite
 
 CAMPAIGNS = ["99 Giving Day matching", "rural online teaching", "livestream farm produce", "winter relief"]
 
@@ -42,7 +43,14 @@ def workdir():
 
 
 def new_ledger(path: Path) -> Ledger:
-    return Ledger.create(SQLiteStorage(path, upgrade=True), Signer.generate("bench.luodi.example/log"))
+    """A new ledger as luodi runs it: the charity registry, with the books as its append hook."""
+    stores = open_sqlite(path, upgrade=True)
+    return open_charity_ledger(stores, Signer.generate("bench.luodi.example/log"), create=True).ledger
+
+
+def open_ledger(path: Path) -> Ledger:
+    """An existing ledger, opened without its key (for reads)."""
+    return open_charity_ledger(open_sqlite(path)).ledger
 
 
 def fill(ledger: Ledger, n: int, batch: int = 10_000) -> None:
@@ -79,8 +87,8 @@ def cached_ledger_path(n: int) -> Path:
             p.unlink()
         ledger = new_ledger(tmp)
         fill(ledger, n)
-        ledger.storage.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        ledger.storage.close()
+        ledger.store.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        ledger.store.close()
         tmp.rename(path)
-    SQLiteStorage(path, upgrade=True).close()  # a ledger built by an older version gets its migrations once
+    open_sqlite(path, upgrade=True).close()  # a ledger built by an older version gets its migrations once
     return path

@@ -51,10 +51,10 @@ def measure(n: int, batch: int) -> None:
         with Timer() as ours:
             for i in range(0, n, batch):
                 ledger.append_batch(work[i : i + batch])
-        ledger.storage.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        canonical = [row[-1] for row in ledger.storage.iter_entries(1)]
+        ledger.store.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        canonical = [row[-1] for row in ledger.store.iter_entries(1)]
         ours_disk = disk_bytes(tmp / "ours.sqlite") / n
-        ledger.storage.close()
+        ledger.store.close()
         canonical_per_entry = sum(map(len, canonical)) / n
         full_rows = [(seq, hashlib.sha256(b"\0" + c).digest(), c) for seq, c in enumerate(canonical, 1)]
         raw_rate = raw_insert(

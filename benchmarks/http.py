@@ -48,12 +48,11 @@ from pathlib import Path  # noqa: E402
 
 from _common import OUT, Timer, row, workdir  # noqa: E402
 
-from ledger import payload as P  # noqa: E402
-from ledger.charity import CharityLedger  # noqa: E402
-from ledger.instance import DB_NAME, init_instance, open_ledger, upgrade_database  # noqa: E402
-from ledger.money import format_amount  # noqa: E402
-from ledger.note import Signer  # noqa: E402
-from ledger.tokens import create_token  # noqa: E402
+from api.instance import DB_NAME, init_instance, open_instance, upgrade_database  # noqa: E402
+from ledger.charity import payload as P  # noqa: E402
+from ledger.charity.money import format_amount  # noqa: E402
+from ledger.charity.tokens import create_token  # noqa: E402
+from ledger.log.note import Signer  # noqa: E402
 
 HOST = "127.0.0.1"
 BATCH = 10_000
@@ -70,8 +69,8 @@ if not os.path.exists(LUODI):
 
 def _build(path: Path, n: int) -> None:
     """A charity ledger with n donations, appended 10,000 per transaction."""
-    ledger = init_instance(path, "bench.luodi.example/log").ledger
-    books = CharityLedger(ledger)
+    books = init_instance(path, "bench.luodi.example/log").charity
+    ledger = books.ledger
     signers = [Signer.generate(f"{CHARITY}/finance-{i}") for i in (1, 2, 3)]
     books.register_charity(CHARITY, "Benchmark Charity", [s.verifier.to_string() for s in signers], 2)
     books.open_project(PROJECT, CHARITY, "Winter relief (benchmark)", "Coats and coal", "CNY")
@@ -99,8 +98,8 @@ def _build(path: Path, n: int) -> None:
         period=("2026-11-01", "2026-11-30"), lines=[("coal", f"{total // 100}.{total % 100:02d}")],
     )
     books.disburse(payload, [P.sign(payload, signers[0]), P.sign(payload, signers[1])])
-    ledger.storage.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    ledger.storage.close()
+    books.stores.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    books.stores.close()
 
 
 def cached_instance(n: int) -> Path:
@@ -366,14 +365,15 @@ def main() -> None:
     with workdir() as scratch:
         instance = scratch / "instance"
         shutil.copytree(source, instance)  # every run starts from the same ledger
-        ledger = open_ledger(instance, with_key=False)
-        token = create_token(ledger.storage, "intake")
-        lo, hi = ledger.storage.conn.execute("SELECT min(seq), max(seq) FROM donations").fetchone()
+        books = open_instance(instance, with_key=False)
+        ledger = books.ledger
+        token = create_token(books.stores.tokens, "intake")
+        lo, hi = books.stores.db.conn.execute("SELECT min(seq), max(seq) FROM donations").fetchone()
         rng = random.Random(args.entries)
         seqs = [rng.randint(lo, hi) for _ in range(args.receipts)]
         receipts = [f"/v1/receipts/{ledger.entry(q).receipt}" for q in seqs]
         size_before = ledger.size()
-        ledger.storage.close()
+        books.stores.close()
         paths_file = scratch / "receipts.txt"
         paths_file.write_text("\n".join(receipts) + "\n")
         run_id = f"bench-{int(time.time()) & 0xFFFFFF:06x}"

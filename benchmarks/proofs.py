@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import random
 
-from _common import Timer, cached_ledger_path, row
+from _common import Timer, cached_ledger_path, open_ledger, row
 
-from ledger import Ledger, merkle
-from ledger.storage import SQLiteStorage
+from ledger.log import merkle
 
 
 def measure(n: int, count: int) -> tuple[float, float]:
-    ledger = Ledger(SQLiteStorage(cached_ledger_path(n)))
+    ledger = open_ledger(cached_ledger_path(n))
     size = ledger.size()
     rng = random.Random(n)
     indexes = [rng.randrange(size) for _ in range(count)]
@@ -34,7 +33,7 @@ def measure(n: int, count: int) -> tuple[float, float]:
         merkle.verify_inclusion(ledger.entry(i).leaf_hash, i, size, proof, root)
     for m, proof in list(zip(firsts, cproofs, strict=True))[::100]:
         merkle.verify_consistency(m, size, ledger.root(m), root, proof)
-    ledger.storage.close()
+    ledger.store.close()
     return count / inc.seconds, count / con.seconds
 
 

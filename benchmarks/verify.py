@@ -22,24 +22,26 @@ from _common import OUT, cached_ledger_path, row
 CHILD = r"""
 import hashlib, json, resource, sys, time
 sys.path.insert(0, {bench!r})
-from ledger.storage import SQLiteStorage
-from ledger.verify import verify_log
-storage = SQLiteStorage({path!r})
+from ledger.charity.kinds import registry
+from ledger.log.verify import verify_log
+from ledger.stores.sqlite import open_sqlite
+store = open_sqlite({path!r}).log
+kinds = registry()
 mode = {mode!r}
 t = time.perf_counter()
 if mode == "verify1":
-    size = verify_log(storage, workers=1).size
+    size = verify_log(store, kinds, workers=1).size
 elif mode == "verify":
-    size = verify_log(storage).size
+    size = verify_log(store, kinds).size
 elif mode == "sha":
     # The same scan verification makes (same query, same connection settings), hashing only.
     size = 0
-    with storage.snapshot(streaming=True):
-        for _, _, _, data in storage.iter_entries():
+    with store.snapshot(streaming=True):
+        for _, _, _, data in store.iter_entries():
             hashlib.sha256(b"\x00" + data).digest()
             size += 1
 else:
-    size = storage.size()
+    size = store.size()
 seconds = time.perf_counter() - t
 print(json.dumps({{"size": size, "seconds": seconds,
                   "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,

@@ -131,3 +131,12 @@ class LogCorrupted(LuodiError):
     def __init__(self, seq: int, detail: str):
         super().__init__(f"seq {seq}: {detail}", seq=seq)
         self.seq = seq
+
+
+class RemoteError(LuodiError):
+    """Another Luodi server refused a request of our tools, or could not be reached;
+    carries its problem detail."""
+
+    status = 502
+    slug = "remote"
+    title = "The server refused the request"

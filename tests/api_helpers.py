@@ -18,18 +18,17 @@ from pathlib import Path
 
 import pytest
 import rfc8785
-from charity_helpers import CHARITY, OTHER_CHARITY, OTHER_PROJECT, PERIOD, books_rows, charity_signers, vkeys
+from factories import CHARITY, OTHER_CHARITY, OTHER_PROJECT, PERIOD, books_rows, charity_signers, vkeys
 
 import api
-from ledger import Ledger
-from ledger import payload as P
-from ledger.charity import CharityLedger
-from ledger.checkpoint import open_checkpoint
-from ledger.demo import seed_demo
-from ledger.instance import init_instance, open_ledger
-from ledger.merkle import verify_inclusion
-from ledger.note import Signer, Verifier
-from ledger.tokens import create_token
+from api.instance import init_instance, open_instance
+from ledger.charity import payload as P
+from ledger.charity.demo import seed_demo
+from ledger.charity.tokens import create_token
+from ledger.log.checkpoint import open_checkpoint
+from ledger.log.ledger import Ledger
+from ledger.log.merkle import verify_inclusion
+from ledger.log.note import Signer, Verifier
 
 PROBLEM = "application/problem+json"
 PROJECT = "winter-coats"  # not a demo project id, so the demo can be seeded beside it
@@ -214,9 +213,9 @@ class ApiFactory:
         demo, and four tokens.  Returns the path and what the tests need to know."""
         path = self.tmp_path / name
         result = init_instance(path)
-        storage = result.ledger.storage
+        stores = result.charity.stores
         try:
-            books = CharityLedger(result.ledger)
+            books = result.charity
             keys, other = charity_signers(CHARITY, 3), charity_signers(OTHER_CHARITY, 3)
             books.register_charity(CHARITY, "Hope Foundation", vkeys(keys), 2)
             books.open_project(PROJECT, CHARITY, "Winter relief", "Coats and quilts for families in Gansu", "CNY")
@@ -242,13 +241,13 @@ class ApiFactory:
             if demo:
                 seed_demo(books, donations=demo, keys_dir=path / "demo-keys")
             tokens = {
-                "admin": create_token(storage, "admin"),
-                "intake": create_token(storage, "intake"),
-                "hope": create_token(storage, "intake", CHARITY),
-                "river": create_token(storage, "intake", OTHER_CHARITY),
+                "admin": create_token(stores.tokens, "admin"),
+                "intake": create_token(stores.tokens, "intake"),
+                "hope": create_token(stores.tokens, "intake", CHARITY),
+                "river": create_token(stores.tokens, "intake", OTHER_CHARITY),
             }
         finally:
-            storage.close()
+            stores.close()
         return path, {"tokens": tokens, "keys": keys, "other_keys": other, "gifts": gifts, "other_gift": other_gift, "closed_gift": closed_gift}
 
     def app(self, config: dict | None = None, *, path: Path | None = None):
@@ -260,7 +259,7 @@ class ApiFactory:
     def __call__(self, name: str = "inst", *, config: dict | None = None, demo: int = 0) -> ApiEnv:
         path, known = self.instance(name, demo=demo)
         app = self.app(config or {}, path=path)
-        reader = open_ledger(path, with_key=False)
+        reader = open_instance(path, with_key=False).ledger
         self.readers.append(reader)
         return ApiEnv(path, app, app.test_client(), reader, **known)
 
@@ -268,9 +267,9 @@ class ApiFactory:
         for app in self.apps:
             books = app.extensions.get("luodi", {}).get("books")
             if books is not None:
-                books.ledger.storage.close()
+                books.stores.close()
         for reader in self.readers:
-            reader.storage.close()
+            reader.store.close()
 
 
 @pytest.fixture

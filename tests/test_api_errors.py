@@ -11,10 +11,10 @@ import os
 
 import pytest
 from api_helpers import PROJECT, assert_problem, make_api, signed  # noqa: F401  (make_api is a fixture)
-from charity_helpers import CHARITY, charity_signers, vkeys
+from factories import CHARITY, charity_signers, vkeys
 
-from ledger import payload as P
-from ledger.entry import format_time
+from ledger.charity import payload as P
+from ledger.log.clock import format_time
 
 MAX_BODY = 64 * 1024
 

@@ -14,8 +14,8 @@ import rfc8785
 from api_helpers import (  # noqa: F401  (make_api is a fixture)
     CLOSED_DONATION,
     CLOSED_PROJECT,
-    PROJECT,
     OTHER_DONATION,
+    PROJECT,
     SEED_DONATIONS,
     assert_problem,
     item_hash,
@@ -24,11 +24,11 @@ from api_helpers import (  # noqa: F401  (make_api is a fixture)
     unhex,
     verify_receipt_offline,
 )
-from charity_helpers import CHARITY, OTHER_CHARITY, OTHER_PROJECT
+from factories import CHARITY, OTHER_CHARITY, OTHER_PROJECT
 
-from ledger.checkpoint import open_checkpoint
-from ledger.merkle import verify_consistency, verify_inclusion
-from ledger.note import Verifier
+from ledger.log.checkpoint import open_checkpoint
+from ledger.log.merkle import verify_consistency, verify_inclusion
+from ledger.log.note import Verifier
 
 
 def opened_checkpoint(env):

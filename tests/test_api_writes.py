@@ -17,11 +17,12 @@ from api_helpers import (  # noqa: F401  (make_api is a fixture)
     signed,
     verify_receipt_offline,
 )
-from charity_helpers import CHARITY, OTHER_CHARITY, OTHER_PROJECT, charity_signers, vkeys
+from conftest import REGISTRY, stores_of
+from factories import CHARITY, OTHER_CHARITY, OTHER_PROJECT, charity_signers, vkeys
 
-from ledger import payload as P
-from ledger.charity import donor_commitment, payment_ref_hash
-from ledger.clock import utc_now
+from ledger.charity import payload as P
+from ledger.charity.service import donor_commitment, payment_ref_hash
+from ledger.log.clock import utc_now
 
 NEW_KEYS = vkeys(charity_signers("sky-trust", 3))
 
@@ -706,8 +707,8 @@ def test_refund_body_refusals_are_422(make_api, body):
 
 def test_writes_then_the_whole_log_still_verifies(make_api):
     """After a run of HTTP writes, the log and the books pass the auditor's checks."""
-    from ledger.audit import audit_books
-    from ledger.verify import verify_log
+    from ledger.charity.audit import audit_books
+    from ledger.log.verify import verify_log
 
     env = make_api()
     assert env.post("/v1/charities", charity_body(), "admin").status_code == 201
@@ -718,8 +719,8 @@ def test_writes_then_the_whole_log_still_verifies(make_api):
     assert env.post(f"/v1/receipts/{env.gifts[2]}/refunds", {"amount": "5.00", "reason": "r"}, "intake").status_code == 201
     rot = P.rotation(charity=CHARITY, keys=vkeys(charity_signers(CHARITY, 3, first=4)), threshold=2, signed_at=utc_now())
     assert env.client.post(f"/v1/charities/{CHARITY}/key-rotations", json=signed(rot, *env.keys[1:])).status_code == 201
-    verify_log(env.reader.storage, workers=1)
-    audit_books(env.reader.storage)
+    verify_log(env.reader.store, REGISTRY, workers=1)
+    audit_books(stores_of(env.reader))
 
 
 def test_concurrent_donations_share_commits_and_every_receipt_verifies(make_api):

@@ -16,30 +16,30 @@ from contextlib import closing, contextmanager
 from types import SimpleNamespace
 
 import pytest
-from accounting_helpers import (
+from conftest import REGISTRY
+from factories import (
     CharityKeys,
     disburse,
     donate,
     entries,
-    open_books,
     open_project,
     payout,
     register,
 )
 
-from ledger import payload as P
-from ledger.audit import audit_books
-from ledger.books import Books
-from ledger.charity_kinds import postings_for
+from ledger.charity import payload as P
+from ledger.charity.audit import audit_books
+from ledger.charity.books import Books
+from ledger.charity.kinds import postings_for
 from ledger.errors import LogCorrupted
-from ledger.note import Signer
-from ledger.verify import verify_log
+from ledger.log.note import Signer
+from ledger.log.verify import verify_log
 
 
 @pytest.fixture
-def mixed(tmp_path):
+def mixed(make_books):
     """An honest ledger with a bit of everything; returns a namespace of what it holds."""
-    storage, cl = open_books(tmp_path / "audit.sqlite")
+    stores, cl = make_books("audit")
     hope = register(cl, "hope", keys=3, threshold=2)
     river = register(cl, "river", keys=1, threshold=1)
     winter = open_project(cl, "winter", hope, "CNY")
@@ -63,7 +63,7 @@ def mixed(tmp_path):
     cl.refund(t[2].receipt, "300", "returned after closing")
     cl.ledger.append("note", {"text": "Audited by an independent auditor."})
     yield SimpleNamespace(
-        storage=storage,
+        stores=stores,
         cl=cl,
         hope=hope,
         old_hope=old_hope,
@@ -76,12 +76,11 @@ def mixed(tmp_path):
         r=r,
         x=[x1, x2, x3, x4],
     )
-    storage.close()
 
 
-def tamper(storage, *statements):
+def tamper(stores, *statements):
     """Edit the database behind the ledger's back, with a connection of our own."""
-    with closing(sqlite3.connect(storage.path)) as conn:
+    with closing(sqlite3.connect(stores.path)) as conn:
         for sql, args in statements:
             conn.execute(sql, args)
         conn.commit()
@@ -96,12 +95,12 @@ def books_look_away(monkeypatch):
 
 
 def test_a_clean_mixed_ledger_passes_and_is_counted(mixed):
-    storage, cl = mixed.storage, mixed.cl
-    assert verify_log(storage, workers=1).size == storage.size()
-    report = audit_books(storage)
-    assert report.entries == storage.size() == 26
+    stores, cl = mixed.stores, mixed.cl
+    assert verify_log(stores.log, REGISTRY, workers=1).size == stores.log.size()
+    report = audit_books(stores)
+    assert report.entries == stores.log.size() == 26
     assert (report.donations, report.disbursements, report.refunds, report.projects) == (11, 4, 2, 3)
-    kinds = [e.kind for e in entries(storage)]
+    kinds = [e.kind for e in entries(stores)]
     assert (kinds.count("donation"), kinds.count("disbursement"), kinds.count("refund")) == (11, 4, 2)
     # The books the audit recomputed are the ones the ledger answers with.
     w = mixed.w
@@ -112,27 +111,24 @@ def test_a_clean_mixed_ledger_passes_and_is_counted(mixed):
     tokyo = cl.project("tokyo")
     assert (tokyo.closed, tokyo.raised, tokyo.spent, tokyo.refunded, tokyo.balance) == (True, 3800, 3000, 300, 500)
     # Auditing writes nothing.
-    size, cp = storage.size(), storage.checkpoint()
-    audit_books(storage)
-    assert (storage.size(), storage.checkpoint()) == (size, cp)
+    size, cp = stores.log.size(), stores.log.checkpoint()
+    audit_books(stores)
+    assert (stores.log.size(), stores.log.checkpoint()) == (size, cp)
 
 
-def test_an_empty_ledger_passes(tmp_path):
-    storage, _ = open_books(tmp_path / "empty.sqlite")
-    try:
-        assert audit_books(storage).entries == 1
-        assert (audit_books(storage).donations, audit_books(storage).projects) == (0, 0)
-    finally:
-        storage.close()
+def test_an_empty_ledger_passes(make_books):
+    stores, _ = make_books("empty")
+    assert audit_books(stores).entries == 1
+    assert (audit_books(stores).donations, audit_books(stores).projects) == (0, 0)
 
 
 # -- the server's index edited behind the log's back ------------------------------------------
 
 
-def _corrupted(storage, seq: int, *words: str) -> LogCorrupted:
-    verify_log(storage, workers=1)  # the log itself is untouched
+def _corrupted(stores, seq: int, *words: str) -> LogCorrupted:
+    verify_log(stores.log, REGISTRY, workers=1)  # the log itself is untouched
     with pytest.raises(LogCorrupted) as info:
-        audit_books(storage)
+        audit_books(stores)
     assert info.value.seq == seq, str(info.value)
     assert str(info.value).startswith(f"seq {seq}: ")
     for word in words:
@@ -143,47 +139,47 @@ def _corrupted(storage, seq: int, *words: str) -> LogCorrupted:
 def test_an_edited_allocation_amount_is_caught_at_the_donation(mixed):
     w1, x1 = mixed.w[1], mixed.x[0]
     tamper(
-        mixed.storage,
+        mixed.stores,
         (
             "UPDATE allocations SET amount = amount - 1 WHERE donation = ? AND disbursement = ?",
             (w1.leaf_hash, x1.leaf_hash),
         ),
     )
-    _corrupted(mixed.storage, w1.seq, "server", "differently from FIFO", w1.receipt)
+    _corrupted(mixed.stores, w1.seq, "server", "differently from FIFO", w1.receipt)
 
 
 def test_a_deleted_allocation_is_caught_at_the_donation(mixed):
     w1, x2 = mixed.w[1], mixed.x[1]
     tamper(
-        mixed.storage,
+        mixed.stores,
         ("DELETE FROM allocations WHERE donation = ? AND disbursement = ?", (w1.leaf_hash, x2.leaf_hash)),
     )
-    _corrupted(mixed.storage, w1.seq, "differently from FIFO", w1.receipt)
+    _corrupted(mixed.stores, w1.seq, "differently from FIFO", w1.receipt)
 
 
 def test_an_allocation_moved_to_a_younger_donation_is_caught(mixed):
     """The index says x1 spent w4 instead of w0: not FIFO.  The oldest donation concerned is named."""
     w0, w4, x1 = mixed.w[0], mixed.w[4], mixed.x[0]
     tamper(
-        mixed.storage,
+        mixed.stores,
         (
             "UPDATE allocations SET donation = ?, amount = 1000 WHERE donation = ? AND disbursement = ?",
             (w4.leaf_hash, w0.leaf_hash, x1.leaf_hash),
         ),
     )
-    _corrupted(mixed.storage, w0.seq, "differently from FIFO", w0.receipt)
+    _corrupted(mixed.stores, w0.seq, "differently from FIFO", w0.receipt)
 
 
 def test_an_edited_donation_spent_total_is_caught_at_the_donation(mixed):
     w2 = mixed.w[2]
-    tamper(mixed.storage, ("UPDATE donations SET spent = spent + 1 WHERE receipt = ?", (w2.leaf_hash,)))
-    _corrupted(mixed.storage, w2.seq, "server", "other totals", w2.receipt)
+    tamper(mixed.stores, ("UPDATE donations SET spent = spent + 1 WHERE receipt = ?", (w2.leaf_hash,)))
+    _corrupted(mixed.stores, w2.seq, "server", "other totals", w2.receipt)
 
 
 def test_an_edited_donation_refund_total_is_caught_at_the_donation(mixed):
     t2 = mixed.t[2]
-    tamper(mixed.storage, ("UPDATE donations SET refunded = 0 WHERE receipt = ?", (t2.leaf_hash,)))
-    _corrupted(mixed.storage, t2.seq, "other totals", t2.receipt)
+    tamper(mixed.stores, ("UPDATE donations SET refunded = 0 WHERE receipt = ?", (t2.leaf_hash,)))
+    _corrupted(mixed.stores, t2.seq, "other totals", t2.receipt)
 
 
 @pytest.mark.parametrize(
@@ -197,19 +193,19 @@ def test_an_edited_donation_refund_total_is_caught_at_the_donation(mixed):
     ids=["spent", "raised", "refunded", "donations"],
 )
 def test_edited_project_totals_are_caught_at_the_project(mixed, sql):
-    tamper(mixed.storage, (sql, ("winter",)))
-    _corrupted(mixed.storage, mixed.winter.seq, "totals for project 'winter' are wrong")
+    tamper(mixed.stores, (sql, ("winter",)))
+    _corrupted(mixed.stores, mixed.winter.seq, "totals for project 'winter' are wrong")
 
 
 def test_a_closed_project_reopened_in_the_index_is_caught(mixed):
-    tamper(mixed.storage, ("UPDATE projects SET closed_seq = NULL WHERE project = ?", ("tokyo",)))
-    _corrupted(mixed.storage, mixed.tokyo.seq, "project 'tokyo'")
+    tamper(mixed.stores, ("UPDATE projects SET closed_seq = NULL WHERE project = ?", ("tokyo",)))
+    _corrupted(mixed.stores, mixed.tokyo.seq, "project 'tokyo'")
 
 
 def test_books_behind_the_log_are_caught(mixed):
-    size = mixed.storage.size()
-    tamper(mixed.storage, ("UPDATE books_state SET applied = ? WHERE id = 1", (size - 3,)))
-    _corrupted(mixed.storage, size - 3, "not up to date")
+    size = mixed.stores.log.size()
+    tamper(mixed.stores, ("UPDATE books_state SET applied = ? WHERE id = 1", (size - 3,)))
+    _corrupted(mixed.stores, size - 3, "not up to date")
 
 
 # -- entries that reached the log without the books' rules ------------------------------------
@@ -217,15 +213,15 @@ def test_books_behind_the_log_are_caught(mixed):
 
 def _forged(mixed, monkeypatch, kind: str, body: dict, *words: str, then_more: bool = False):
     """Append ``body`` while the books look away; the chain stays whole, the audit must name it."""
-    storage = mixed.storage
+    stores = mixed.stores
     with books_look_away(monkeypatch):
         entry = mixed.cl.ledger.append(kind, body)
     if then_more:  # honest entries after the forged one do not move the blame
         mixed.cl.ledger.append("note", {"text": "business as usual"})
         donate(mixed.cl, "winter", "1.00")
-    report = verify_log(storage, workers=1)
-    assert report.size == storage.size() and report.checkpoints >= entry.seq + 1
-    err = _corrupted(storage, entry.seq, "the accounting rules refuse this entry", *words)
+    report = verify_log(stores.log, REGISTRY, workers=1)
+    assert report.size == stores.log.size() and report.checkpoints >= entry.seq + 1
+    err = _corrupted(stores, entry.seq, "the accounting rules refuse this entry", *words)
     return entry, err
 
 
@@ -366,16 +362,16 @@ INDEX_EDITS = [
 
 @pytest.mark.parametrize("edit", INDEX_EDITS)
 def test_the_audit_compares_the_whole_server_index(mixed, edit):
-    tamper(mixed.storage, *_index_edits(mixed)[edit])
-    verify_log(mixed.storage, workers=1)
+    tamper(mixed.stores, *_index_edits(mixed)[edit])
+    verify_log(mixed.stores.log, REGISTRY, workers=1)
     with pytest.raises(LogCorrupted):
-        audit_books(mixed.storage)
+        audit_books(mixed.stores)
 
 
 def test_a_lowered_threshold_lets_the_server_accept_what_the_audit_then_refuses(mixed):
     """What an edited index leads to: the server appends a 1-of-2 disbursement; the replay refuses it."""
-    tamper(mixed.storage, *_index_edits(mixed)["threshold-lowered"])
+    tamper(mixed.stores, *_index_edits(mixed)["threshold-lowered"])
     body = payout("winter", mixed.hope, "1.00")
     entry = mixed.cl.disburse(body, mixed.hope.sign(body)[:1])  # one signature where two are needed
     assert mixed.cl.trace(mixed.w[3].receipt).spent[-1] == (entry.receipt, 100)
-    _corrupted(mixed.storage, entry.seq, "needs 2")
+    _corrupted(mixed.stores, entry.seq, "needs 2")

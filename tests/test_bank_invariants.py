@@ -17,7 +17,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from accounting_helpers import (
+from conftest import REGISTRY
+from factories import (
     MONEY_KINDS,
     CharityKeys,
     donate,
@@ -33,11 +34,11 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from ledger.allocation import trace_fifo
-from ledger.audit import audit_books
+from ledger.charity.allocation import trace_fifo
+from ledger.charity.audit import audit_books
+from ledger.charity.money import format_amount
 from ledger.errors import Conflict, NotFound, Overspend, SignatureError
-from ledger.money import format_amount
-from ledger.verify import verify_log
+from ledger.log.verify import verify_log
 
 MAX_CHARITIES = 3
 MAX_PROJECTS = 5
@@ -87,7 +88,7 @@ class BankMachine(RuleBasedStateMachine):
         super().__init__()
         # pytest's tmp_path is shared by every example: each example gets its own database.
         self.tmp = tempfile.TemporaryDirectory(prefix="luodi-bank-")
-        self.storage, self.cl = open_books(Path(self.tmp.name) / "bank.sqlite")
+        self.stores, self.cl = open_books(Path(self.tmp.name) / "bank.sqlite")
         self.charities: dict[str, CharityKeys] = {}
         self.projects: dict[str, ModelProject] = {}
         self.donations: dict[str, ModelDonation] = {}  # receipt -> model, in log order
@@ -327,8 +328,8 @@ class BankMachine(RuleBasedStateMachine):
 
     @invariant()
     def books_agree_with_the_model(self):
-        cl, storage = self.cl, self.storage
-        assert storage.size() == self.counts["entries"]
+        cl, stores = self.cl, self.stores
+        assert stores.log.size() == self.counts["entries"]
 
         # Every project: totals as in the model, never a negative balance.
         projects = {p.project: p for p in cl.projects()}
@@ -353,7 +354,7 @@ class BankMachine(RuleBasedStateMachine):
             assert t.unspent == slot[1]
 
         # Every money entry is balanced double entry, per currency.
-        log = entries(storage)
+        log = entries(stores)
         for e in log:
             if e.kind in MONEY_KINDS:
                 assert set(postings_balance(e).values()) == {0}, e
@@ -364,21 +365,21 @@ class BankMachine(RuleBasedStateMachine):
         for receipt, m in self.donations.items():
             assert (traces[receipt].spent, traces[receipt].refunded) == (m.spent, m.refunded)
 
-        report = verify_log(storage, workers=1)
+        report = verify_log(stores.log, REGISTRY, workers=1)
         assert report.size == self.counts["entries"]
         self.clean = True
 
     def teardown(self):
         try:
             if self.clean:  # skip when a step already failed: its error is the one to see
-                report = audit_books(self.storage)
+                report = audit_books(self.stores)
                 assert report.entries == self.counts["entries"]
                 assert report.donations == self.counts["donation"] == len(self.donations)
                 assert report.disbursements == self.counts["disbursement"]
                 assert report.refunds == self.counts["refund"]
                 assert report.projects == len(self.projects)
         finally:
-            self.storage.close()
+            self.stores.close()
             self.tmp.cleanup()
 
 

@@ -9,8 +9,8 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import canonical
-from ledger.canonical import INT_MAX, INT_MIN, canonical_bytes, check_value, parse_json
+from ledger.log import canonical
+from ledger.log.canonical import INT_MAX, INT_MIN, canonical_bytes, check_value, parse_json
 from ledger.errors import InvalidEntry, LuodiError
 
 # -- strategies ------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""The static rules of the charity entry kinds (ledger/charity_kinds.py), checked through
-``ledger.entry.body_bytes``: valid bodies pass; unknown, missing and mistyped fields,
+"""The static rules of the charity entry kinds (ledger/charity/kinds.py), checked through
+``ledger.log.entry.body_bytes``: valid bodies pass; unknown, missing and mistyped fields,
 postings that are not exactly ``postings_for``, and every shape rule are refused with
 InvalidEntry naming the field.  A selection is also sent through ``Ledger.append`` to
 show that a static refusal writes nothing.
@@ -8,24 +8,30 @@ show that a static refusal writes nothing.
 from __future__ import annotations
 
 import ast
+import copy
+import hashlib
 import subprocess
 import sys
 
-import copy
-import hashlib
-
 import pytest
-from charity_helpers import alias_key, charity_signers, sign_all, vkeys, writes_nothing
+from conftest import REGISTRY
+from factories import alias_key, charity_signers, sign_all, vkeys, writes_nothing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import clock as clock_mod
-from ledger import payload as payload_mod
-from ledger.canonical import canonical_bytes
-from ledger.charity_kinds import CHANNELS, MAX_EVIDENCE, MAX_KEYS, MAX_LINES, postings_for
-from ledger.entry import body_bytes
+from ledger.charity import payload as payload_mod
+from ledger.charity.kinds import (
+    CHANNELS,
+    MAX_EVIDENCE,
+    MAX_KEYS,
+    MAX_LINES,
+    postings_for,
+)
+from ledger.charity.money import CURRENCIES, MAX_MINOR
 from ledger.errors import InvalidEntry, InvalidInput
-from ledger.money import CURRENCIES, MAX_MINOR
+from ledger.log import clock as clock_mod
+from ledger.log.canonical import canonical_bytes
+from ledger.log.entry import body_bytes
 
 CHARITY = "hope-foundation"
 PROJECT = "winter-relief-2026"
@@ -171,7 +177,7 @@ def without(kind: str, path) -> dict:
 
 def refused(kind: str, body, match: str | None = None):
     with pytest.raises(InvalidEntry, match=match) as info:
-        body_bytes(kind, body)
+        body_bytes(kind, body, REGISTRY)
     assert info.value.status == 422
     return info.value
 
@@ -182,37 +188,37 @@ def refused(kind: str, body, match: str | None = None):
 @pytest.mark.parametrize("kind", KINDS)
 def test_valid_body_accepted(kind):
     body = valid(kind)
-    assert body_bytes(kind, body) == canonical_bytes(body)
+    assert body_bytes(kind, body, REGISTRY) == canonical_bytes(body)
 
 
 def test_optional_project_fields_may_be_left_out():
     body = valid("project.opened")
     del body["target"], body["period"]
-    body_bytes("project.opened", body)
+    body_bytes("project.opened", body, REGISTRY)
 
 
 def test_disbursement_without_evidence_and_single_day_period():
     body = valid("disbursement")
     body["payload"]["evidence"] = []
     body["payload"]["period"] = {"start": "2026-11-30", "end": "2026-11-30"}
-    body_bytes("disbursement", body)
+    body_bytes("disbursement", body, REGISTRY)
 
 
 def test_ids_at_the_limits():
     for good in ["a", "0", "a-b", "a" * 64, "a--b", "2026"]:
-        body_bytes("project.closed", {"project": good, "reason": "done"})
+        body_bytes("project.closed", {"project": good, "reason": "done"}, REGISTRY)
 
 
 def test_every_channel_accepted():
     for channel in CHANNELS:
         body = valid("donation")
         body["channel"] = channel
-        body_bytes("donation", body)
+        body_bytes("donation", body, REGISTRY)
 
 
 def test_threshold_may_equal_the_number_of_keys_and_sixteen_keys_are_allowed():
     signers = charity_signers(CHARITY, MAX_KEYS)
-    body_bytes("charity.registered", {"charity": CHARITY, "name": "Hope", "keys": vkeys(signers), "threshold": 16})
+    body_bytes("charity.registered", {"charity": CHARITY, "name": "Hope", "keys": vkeys(signers), "threshold": 16}, REGISTRY)
 
 
 # -- unknown and missing fields -------------------------------------------------------------
@@ -410,7 +416,7 @@ def test_a_value_of_max_minor_is_allowed():
     body = valid("donation")
     body["amount"] = MAX_MINOR
     body["postings"] = postings_for("donation", body)
-    body_bytes("donation", body)
+    body_bytes("donation", body, REGISTRY)
 
 
 def test_too_many_lines_and_too_much_evidence_refused():
@@ -422,7 +428,7 @@ def test_too_many_lines_and_too_much_evidence_refused():
     body["payload"]["lines"] = body["payload"]["lines"][:MAX_LINES]
     body["payload"]["amount"] = MAX_LINES
     body["postings"] = postings_for("disbursement", body)
-    body_bytes("disbursement", body)  # exactly the maximum is fine
+    body_bytes("disbursement", body, REGISTRY)  # exactly the maximum is fine
     body["payload"]["evidence"] = [{"sha256": HEX, "description": f"file {i}"} for i in range(MAX_EVIDENCE + 1)]
     refused("disbursement", body, r"\$\.payload\.evidence: must list 0 to 100")
 
@@ -489,11 +495,11 @@ def test_payload_builders_refuse_what_the_rules_refuse():
 
 @pytest.mark.parametrize(("kind", "path"), [("charity.keys_rotated", ("payload", "signed_at")), ("disbursement", ("payload", "signed_at"))])
 def test_empty_signed_at_refused_in_a_fresh_process(monkeypatch, kind, path):
-    """``ledger.clock.check_time`` remembers the last good time to skip re-checking a batch's
+    """``ledger.log.clock.check_time`` remembers the last good time to skip re-checking a batch's
     shared time.  A fresh process (a new server, or a verify_log worker) must still
     refuse an empty signed_at, so the memo must not start as a value that matches one."""
     fresh = subprocess.run(
-        [sys.executable, "-c", "import ledger.clock as c; print(repr(c._last_good_time)); c.check_time('')"],
+        [sys.executable, "-c", "import ledger.log.clock as c; print(repr(c._last_good_time)); c.check_time('')"],
         capture_output=True,
         text=True,
     )
@@ -552,7 +558,7 @@ def test_true_is_not_one_in_postings(kind):
     else:
         body["amount"] = 1
     body["postings"] = postings_for(kind, body)
-    body_bytes(kind, body)  # amount 1 is fine
+    body_bytes(kind, body, REGISTRY)  # amount 1 is fine
     assert body["postings"][1]["amount"] == 1
     body["postings"][1]["amount"] = True
     refused(kind, body, r"^\$\.postings: must be exactly")
@@ -607,7 +613,7 @@ def test_postings_balance_and_a_refund_reverses_a_donation(amount, currency):
         assert totals == {currency: 0}
         assert all(p["amount"] != 0 and type(p["amount"]) is int for p in postings)
         body["postings"] = postings
-        body_bytes(kind, body)
+        body_bytes(kind, body, REGISTRY)
     # the refund is the donation with the accounts swapped, amounts in place
     assert refund["postings"] == _swap_accounts(donation["postings"])
     assert {p["account"] for p in refund["postings"]} == {p["account"] for p in donation["postings"]}

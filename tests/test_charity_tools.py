@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from test_e2e_gunicorn import LiveServer, free_port, http, init_instance, luodi, one_line_error
 
-from ledger.canonical import canonical_bytes
-from ledger.merkle import leaf_hash
-from ledger.note import Signer, Verifier
-from ledger.tokens import token_hash
+from ledger.charity.tokens import token_hash
+from ledger.log.canonical import canonical_bytes
+from ledger.log.merkle import leaf_hash
+from ledger.log.note import Signer, Verifier
 
 CHARITY = "hope-foundation"
 PROJECT = "village-library"

@@ -8,10 +8,10 @@ import hashlib
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger import merkle
-from ledger.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint
+from ledger.log import merkle
+from ledger.log.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint
 from ledger.errors import MalformedNote, SignatureError
-from ledger.note import DASH, Signer, open_note, parse_note, sign_note
+from ledger.log.note import DASH, Signer, open_note, parse_note, sign_note
 
 ORIGIN = "cp.luodi.example/log"
 ROOT = hashlib.sha256(b"a root").digest()

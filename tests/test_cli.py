@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from api.cli import main
-from ledger.checkpoint import open_checkpoint
-from ledger.instance import DB_NAME, KEY_NAME, open_ledger
-from ledger.note import Signer, Verifier
+from api.instance import DB_NAME, KEY_NAME, open_instance
+from ledger.log.checkpoint import open_checkpoint
+from ledger.log.note import Signer, Verifier
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -127,9 +127,9 @@ def test_demo_seeds_once(tmp_path, runner):
 def test_demo_does_not_seed_a_log_that_has_entries(tmp_path, runner):
     inst = tmp_path / "inst"
     run(runner, "init", "--instance", str(inst))
-    ledger = open_ledger(inst)
-    ledger.append("note", {"text": "already in use"})
-    ledger.storage.close()
+    charity = open_instance(inst)
+    charity.ledger.append("note", {"text": "already in use"})
+    charity.stores.close()
     run(runner, "demo", "--instance", str(inst), "--donations", "50")
     assert entry_count(inst) == 2
 

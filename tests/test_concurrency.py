@@ -10,12 +10,12 @@ import textwrap
 import threading
 from pathlib import Path
 
-from conftest import notes
+from conftest import REGISTRY, notes
 
-from ledger import Ledger
-from ledger.entry import parse_entry
-from ledger.storage import SQLiteStorage
-from ledger.verify import verify_log
+from ledger.charity.service import open_charity_ledger
+from ledger.log.entry import parse_entry
+from ledger.log.verify import verify_log
+from ledger.stores.sqlite import open_sqlite
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,14 +27,14 @@ SINGLES = 10
 CHILD = textwrap.dedent(
     """
     import json, os, sys, time
-    from ledger import Ledger
-    from ledger.note import Signer
-    from ledger.storage import SQLiteStorage
+    from ledger.charity.service import open_charity_ledger
+    from ledger.log.note import Signer
+    from ledger.stores.sqlite import open_sqlite
 
     name, path, procs, batches, per, singles = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:7])
-    storage = SQLiteStorage(path)
-    ledger = Ledger(storage, Signer.from_string(os.environ["LUODI_TEST_KEY"]))
-    ledger.check_signer()
+    storage = open_sqlite(path)
+    # open_charity_ledger checks the signer against the genesis entry.
+    ledger = open_charity_ledger(storage, Signer.from_string(os.environ["LUODI_TEST_KEY"])).ledger
     report = []
     for b in range(batches):
         got = ledger.append_batch([("note", {"text": f"{name}-b{b}-{i}"}) for i in range(per)])
@@ -58,7 +58,7 @@ CHILD = textwrap.dedent(
 
 def test_processes_append_concurrently(make_ledger, signer):
     ledger = make_ledger()
-    path = ledger.storage.path
+    path = ledger.store.path
     env = {**os.environ, "LUODI_TEST_KEY": signer.to_string(), "PYTHONPATH": str(ROOT)}
     names = [f"p{n}" for n in range(PROCS)]
     children = [
@@ -80,12 +80,12 @@ def test_processes_append_concurrently(make_ledger, signer):
 
     batches_per_proc = BATCHES + SINGLES
     total = PROCS * (BATCHES * PER_BATCH + SINGLES)
-    report = verify_log(ledger.storage)
+    report = verify_log(ledger.store, REGISTRY)
     assert report.size == ledger.size() == 1 + total
     assert report.checkpoints == 1 + PROCS * batches_per_proc
 
     # Every text written by any process is present exactly once.
-    texts = [parse_entry(row[3]).body.get("text") for row in ledger.storage.iter_entries(1)]
+    texts = [parse_entry(row[3], REGISTRY).body.get("text") for row in ledger.store.iter_entries(1)]
     expected = {f"{n}-b{b}-{i}" for n in names for b in range(BATCHES) for i in range(PER_BATCH)}
     expected |= {f"{n}-s{b}" for n in names for b in range(0, BATCHES, BATCHES // SINGLES)}
     assert len(expected) == total
@@ -94,7 +94,7 @@ def test_processes_append_concurrently(make_ledger, signer):
 
     # Each batch landed as one contiguous run of seqs, with a checkpoint at its end,
     # and the runs of all processes tile [1, size) exactly.
-    checkpoints = {size for size, _ in ledger.storage.iter_checkpoints()}
+    checkpoints = {size for size, _ in ledger.store.iter_checkpoints()}
     runs = sorted((first, last) for rep in reports.values() for _, first, last in rep)
     assert len(runs) == PROCS * batches_per_proc
     assert runs[0][0] == 1 and runs[-1][1] == total
@@ -118,9 +118,9 @@ def test_processes_append_concurrently(make_ledger, signer):
 
 def test_threads_share_one_ledger_and_separate_connections(make_ledger, signer):
     ledger = make_ledger()
-    path = ledger.storage.path
-    other_storages = [SQLiteStorage(path) for _ in range(2)]
-    ledgers = [ledger, ledger, *(Ledger(s, signer) for s in other_storages)]
+    path = ledger.store.path
+    other_storages = [open_sqlite(path) for _ in range(2)]
+    ledgers = [ledger, ledger, *(open_charity_ledger(s, signer).ledger for s in other_storages)]
     errors = []
     start = threading.Barrier(len(ledgers))
 
@@ -139,11 +139,11 @@ def test_threads_share_one_ledger_and_separate_connections(make_ledger, signer):
         for t in threads:
             t.join(60)
         assert not errors, errors
-        report = verify_log(ledger.storage)
+        report = verify_log(ledger.store, REGISTRY)
         assert report.size == 1 + len(ledgers) * 15 * 10
         # The two threads on one Ledger may share group commits; the others cannot.
         assert 1 + (len(ledgers) - 1) * 15 <= report.checkpoints <= 1 + len(ledgers) * 15
-        texts = [parse_entry(row[3]).body["text"] for row in ledger.storage.iter_entries(1)]
+        texts = [parse_entry(row[3], REGISTRY).body["text"] for row in ledger.store.iter_entries(1)]
         assert len(set(texts)) == len(texts) == len(ledgers) * 150
         for start_at in range(0, len(texts), 10):  # each batch stays whole and in order
             batch = texts[start_at : start_at + 10]

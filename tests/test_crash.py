@@ -13,12 +13,14 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import REGISTRY
 
-from ledger import Ledger
-from ledger.checkpoint import open_checkpoint
-from ledger.entry import parse_entry
-from ledger.storage import SQLiteStorage
-from ledger.verify import verify_log
+from ledger.charity.service import open_charity_ledger
+from ledger.log.checkpoint import open_checkpoint
+from ledger.log.entry import parse_entry
+from ledger.log.ledger import Ledger
+from ledger.log.verify import verify_log
+from ledger.stores.sqlite import open_sqlite
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 10_000
@@ -30,13 +32,14 @@ CHILD = textwrap.dedent(
     """
     import os, sys, time
     from contextlib import contextmanager
-    from ledger import Ledger
-    from ledger.note import Signer
-    from ledger.storage import SQLiteStorage
+    from ledger.charity.service import open_charity_ledger
+    from ledger.log.note import Signer
+    from ledger.stores.sqlite import open_sqlite
+    from ledger.stores.sqlite.log import SQLiteLogStore
 
     path, per, linger = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 
-    class Storage(SQLiteStorage):
+    class Storage(SQLiteLogStore):
         @contextmanager
         def append_transaction(self):
             with super().append_transaction() as txn:
@@ -48,8 +51,9 @@ CHILD = textwrap.dedent(
                 txn.write = staged
                 yield txn
 
-    storage = Storage(path)
-    ledger = Ledger(storage, Signer.from_string(os.environ["LUODI_TEST_KEY"]))
+    storage = open_sqlite(path)
+    storage.log = Storage(storage.db)
+    ledger = open_charity_ledger(storage, Signer.from_string(os.environ["LUODI_TEST_KEY"])).ledger
     batch = (ledger.size() - 1) // per
     while True:
         print("begin", batch, flush=True)
@@ -74,22 +78,22 @@ def read_line(child: subprocess.Popen, deadline: float) -> str:
 
 
 def check_whole(path: Path, log_key: str) -> int:
-    storage = SQLiteStorage(path)
+    storage = open_sqlite(path)
     try:
-        report = verify_log(storage, log_key)
-        size = storage.size()
+        report = verify_log(storage.log, REGISTRY, log_key)
+        size = storage.log.size()
         assert report.size == size
         assert (size - 1) % BATCH == 0, f"size {size} holds part of a batch"
-        latest = storage.checkpoint()
+        latest = storage.log.checkpoint()
         assert latest is not None and latest[0] == size
-        cp = open_checkpoint(latest[1], Ledger(storage).verifier)
+        cp = open_checkpoint(latest[1], Ledger(storage.log, REGISTRY).verifier)
         assert cp.size == size and cp.root == report.root
         assert report.checkpoints == 1 + (size - 1) // BATCH
         # The last whole batch is all there, in order.
         if size > 1:
             last_batch = (size - 2) // BATCH
-            first = parse_entry(storage.entry_bytes(size - BATCH)).body["text"]
-            last = parse_entry(storage.entry_bytes(size - 1)).body["text"]
+            first = parse_entry(storage.log.entry_bytes(size - BATCH), REGISTRY).body["text"]
+            last = parse_entry(storage.log.entry_bytes(size - 1), REGISTRY).body["text"]
             assert (first, last) == (f"b{last_batch}-0", f"b{last_batch}-{BATCH - 1}")
         return size
     finally:
@@ -99,9 +103,9 @@ def check_whole(path: Path, log_key: str) -> int:
 @pytest.mark.slow
 def test_sigkill_mid_batch_keeps_only_whole_batches(make_ledger, signer):
     ledger = make_ledger()
-    path = ledger.storage.path
+    path = ledger.store.path
     log_key = signer.verifier.to_string()
-    ledger.storage.close()
+    ledger.store.close()
     env = {**os.environ, "LUODI_TEST_KEY": signer.to_string(), "PYTHONPATH": str(ROOT)}
     rng = random.Random(9162)
     size = 1
@@ -156,9 +160,9 @@ def test_sigkill_mid_batch_keeps_only_whole_batches(make_ledger, signer):
         size = new_size
     assert killed_mid_batch >= 2
     # The store is still writable after the crashes, by a fresh writer.
-    storage = SQLiteStorage(path)
+    storage = open_sqlite(path)
     try:
-        Ledger(storage, signer).append_batch([("note", {"text": "after the crashes"})])
-        assert verify_log(storage, log_key).size == size + 1
+        open_charity_ledger(storage, signer).ledger.append_batch([("note", {"text": "after the crashes"})])
+        assert verify_log(storage.log, REGISTRY, log_key).size == size + 1
     finally:
         storage.close()

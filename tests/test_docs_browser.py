@@ -14,7 +14,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 import pytest
 
 from api import create_app
-from ledger.instance import init_instance
+from api.instance import init_instance
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # On a developer's machine without Chromium this is skipped; in CI (.ci/run installs it) it must run.
@@ -31,7 +31,7 @@ class _Quiet(WSGIRequestHandler):
 @pytest.fixture
 def served(tmp_path):
     result = init_instance(tmp_path / "inst")
-    result.ledger.storage.close()
+    result.charity.stores.close()
     app = create_app({"TESTING": True, "INSTANCE": str(tmp_path / "inst")})
     server = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

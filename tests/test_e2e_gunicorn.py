@@ -29,13 +29,13 @@ from pathlib import Path
 
 import pytest
 
-from ledger import payload as P
-from ledger.canonical import canonical_bytes
-from ledger.checkpoint import open_checkpoint
+from ledger.charity import payload as P
+from ledger.charity.money import parse_amount
 from ledger.errors import ProofError
-from ledger.merkle import leaf_hash, root, verify_consistency, verify_inclusion
-from ledger.money import parse_amount
-from ledger.note import Signer, Verifier
+from ledger.log.canonical import canonical_bytes
+from ledger.log.checkpoint import open_checkpoint
+from ledger.log.merkle import leaf_hash, root, verify_consistency, verify_inclusion
+from ledger.log.note import Signer, Verifier
 
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parent.parent

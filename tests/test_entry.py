@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from conftest import REGISTRY
+
 import datetime as dt
 import hashlib
 import json
@@ -11,10 +13,12 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import entry as entry_mod
-from ledger.entry import GENESIS_PREV, MAX_BODY_BYTES, body_bytes, check_time, format_time, parse_entry, seal
+from ledger.log import clock as clock_mod
+from ledger.log import entry as entry_mod
+from ledger.log.clock import check_time, format_time
+from ledger.log.entry import GENESIS_PREV, MAX_BODY_BYTES, body_bytes, parse_entry, seal
 from ledger.errors import InvalidEntry
-from ledger.note import Signer
+from ledger.log.note import Signer
 
 TIME = "2026-11-29T04:31:04.123Z"
 PREV = "ab" * 32
@@ -28,7 +32,7 @@ def make_entry():
 
     def factory(body=None, kind="note", seq=7, prev=PREV, time=TIME):
         body = {"text": "a gift landed"} if body is None else body
-        return seal(seq, prev, time, kind, body, body_bytes(kind, body))
+        return seal(seq, prev, time, kind, body, body_bytes(kind, body, REGISTRY))
 
     return factory
 
@@ -69,19 +73,19 @@ prevs = st.one_of(st.just(GENESIS_PREV), st.binary(min_size=32, max_size=32).map
 @given(text=note_texts, seq=st.integers(1, 2**53 - 1), prev=prevs, time=times, corrects=st.none() | prevs)
 def test_sealed_bytes_are_rfc8785_of_the_envelope(text, seq, prev, time, corrects):
     body = {"text": text} if corrects is None else {"text": text, "corrects": corrects}
-    e = seal(seq, prev, time, "note", body, body_bytes("note", body))
+    e = seal(seq, prev, time, "note", body, body_bytes("note", body, REGISTRY))
     assert e.envelope() == {"seq": seq, "prev": prev, "time": time, "kind": "note", "body": body}
     assert e.canonical == rfc8785.dumps(e.envelope())
     assert e.leaf_hash == hashlib.sha256(b"\x00" + e.canonical).digest()
     assert e.receipt == e.leaf_hash.hex()
-    assert parse_entry(e.canonical) == e
+    assert parse_entry(e.canonical, REGISTRY) == e
 
 
 def test_genesis_round_trip(genesis_body):
     body = genesis_body()
-    e = seal(0, GENESIS_PREV, TIME, "genesis", body, body_bytes("genesis", body))
+    e = seal(0, GENESIS_PREV, TIME, "genesis", body, body_bytes("genesis", body, REGISTRY))
     assert e.canonical == rfc8785.dumps(e.envelope())
-    assert parse_entry(e.canonical) == e
+    assert parse_entry(e.canonical, REGISTRY) == e
 
 
 def test_known_entry_bytes_and_hashes(make_entry):
@@ -99,7 +103,7 @@ def test_known_entry_bytes_and_hashes(make_entry):
 
 def test_body_bytes_are_the_canonical_body():
     body = {"text": "x", "corrects": "0" * 64}
-    assert body_bytes("note", body) == rfc8785.dumps(body) == b'{"corrects":"' + b"0" * 64 + b'","text":"x"}'
+    assert body_bytes("note", body, REGISTRY) == rfc8785.dumps(body) == b'{"corrects":"' + b"0" * 64 + b'","text":"x"}'
 
 
 def test_entries_in_a_ledger_round_trip(ledger):
@@ -109,7 +113,7 @@ def test_entries_in_a_ledger_round_trip(ledger):
         e = ledger.entry(seq)
         assert e.seq == seq and e.prev == prev
         assert e.canonical == rfc8785.dumps(e.envelope())
-        assert parse_entry(e.canonical) == e
+        assert parse_entry(e.canonical, REGISTRY) == e
         assert ledger.entry_by_receipt(e.receipt) == e
         prev = e.receipt
 
@@ -131,11 +135,11 @@ def env():
 
 def _refused(data: bytes):
     with pytest.raises(InvalidEntry):
-        parse_entry(data)
+        parse_entry(data, REGISTRY)
 
 
 def test_the_valid_envelope_parses(env):
-    assert parse_entry(rfc8785.dumps(env())).body == {"text": "caf\u00e9"}
+    assert parse_entry(rfc8785.dumps(env()), REGISTRY).body == {"text": "caf\u00e9"}
 
 
 @pytest.mark.parametrize(
@@ -175,7 +179,7 @@ def test_parse_entry_refuses_reordered_keys(env):
 def test_parse_entry_refuses_reordered_body_keys(env):
     e = env(body={"text": "x", "corrects": PREV})
     good = rfc8785.dumps(e)
-    parse_entry(good)
+    parse_entry(good, REGISTRY)
     sorted_body = b'{"corrects":"' + PREV.encode() + b'","text":"x"}'
     assert sorted_body in good
     _refused(good.replace(sorted_body, b'{"text":"x","corrects":"' + PREV.encode() + b'"}'))
@@ -323,14 +327,14 @@ def test_parse_entry_refuses_pathological_nesting(env):
 )
 def test_note_bodies_refused(env, body):
     with pytest.raises(InvalidEntry):
-        body_bytes("note", body)
+        body_bytes("note", body, REGISTRY)
     _refused(rfc8785.dumps(env(body=body)))
 
 
 def test_note_body_limits_are_inclusive():
-    body_bytes("note", {"text": "x" * 4096})
-    body_bytes("note", {"text": "\U0001f381" * 4096})  # 4096 characters, 16 KiB of UTF-8
-    body_bytes("note", {"text": "x", "corrects": PREV})
+    body_bytes("note", {"text": "x" * 4096}, REGISTRY)
+    body_bytes("note", {"text": "\U0001f381" * 4096}, REGISTRY)  # 4096 characters, 16 KiB of UTF-8
+    body_bytes("note", {"text": "x", "corrects": PREV}, REGISTRY)
 
 
 def test_body_over_64_kib_is_refused(genesis_body):
@@ -341,7 +345,7 @@ def test_body_over_64_kib_is_refused(genesis_body):
     body = {"origin": name, "log_key": log_key, "hash": "sha256", "allocation": "fifo"}
     assert len(rfc8785.dumps(body)) > MAX_BODY_BYTES
     with pytest.raises(InvalidEntry, match="over the"):
-        body_bytes("genesis", body)
+        body_bytes("genesis", body, REGISTRY)
     _refused(rfc8785.dumps({"seq": 0, "prev": GENESIS_PREV, "time": TIME, "kind": "genesis", "body": body}))
 
 
@@ -350,10 +354,10 @@ def test_body_size_limit_is_on_the_canonical_bytes(monkeypatch):
     size = len(rfc8785.dumps(body))  # 3 bytes per character, plus the JSON around it
     assert size == len('{"text":""}') + 30
     monkeypatch.setattr(entry_mod, "MAX_BODY_BYTES", size)
-    assert body_bytes("note", body) == rfc8785.dumps(body)
+    assert body_bytes("note", body, REGISTRY) == rfc8785.dumps(body)
     monkeypatch.setattr(entry_mod, "MAX_BODY_BYTES", size - 1)
     with pytest.raises(InvalidEntry):
-        body_bytes("note", body)
+        body_bytes("note", body, REGISTRY)
 
 
 @pytest.mark.parametrize(
@@ -375,7 +379,7 @@ def test_body_size_limit_is_on_the_canonical_bytes(monkeypatch):
 def test_genesis_bodies_refused(genesis_body, override):
     body = genesis_body(**override)
     with pytest.raises(InvalidEntry):
-        body_bytes("genesis", body)
+        body_bytes("genesis", body, REGISTRY)
     _refused(rfc8785.dumps({"seq": 0, "prev": GENESIS_PREV, "time": TIME, "kind": "genesis", "body": body}))
 
 
@@ -384,19 +388,19 @@ def test_genesis_missing_field_refused(genesis_body, field):
     body = genesis_body()
     del body[field]
     with pytest.raises(InvalidEntry):
-        body_bytes("genesis", body)
+        body_bytes("genesis", body, REGISTRY)
 
 
 def test_genesis_log_key_named_for_another_origin_refused(genesis_body):
     other = Signer.generate("other.luodi.example/log").verifier.to_string()
     with pytest.raises(InvalidEntry, match="origin"):
-        body_bytes("genesis", genesis_body(log_key=other))
+        body_bytes("genesis", genesis_body(log_key=other), REGISTRY)
 
 
 @pytest.mark.parametrize("kind", [None, 1, b"note"])
 def test_body_bytes_refuses_non_string_kind(kind):
     with pytest.raises(InvalidEntry):
-        body_bytes(kind, {"text": "x"})
+        body_bytes(kind, {"text": "x"}, REGISTRY)
 
 
 # -- time --------------------------------------------------------------------------------
@@ -442,4 +446,4 @@ def test_format_time_pads_years_below_1000(year):
 
 
 def test_utc_now_passes_check_time():
-    assert check_time(entry_mod.utc_now())
+    assert check_time(clock_mod.utc_now())

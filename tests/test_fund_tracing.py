@@ -8,32 +8,31 @@ own project first; a refund takes only its own donation's unspent money.
 from __future__ import annotations
 
 import pytest
-from accounting_helpers import (
+from conftest import REGISTRY
+from factories import (
     disburse,
     donate,
     entries,
-    open_books,
     open_project,
     payout,
     register,
     writes_nothing,
 )
 
-from ledger.allocation import DonationTrace, allocate_fifo, pro_rata, trace_fifo
-from ledger.audit import audit_books
-from ledger.charity_kinds import postings_for
+from ledger.charity.allocation import DonationTrace, allocate_fifo, pro_rata, trace_fifo
+from ledger.charity.audit import audit_books
+from ledger.charity.kinds import postings_for
 from ledger.errors import Conflict, InvalidInput, NotFound, Overspend, SignatureError
-from ledger.verify import verify_log
+from ledger.log.verify import verify_log
 
 
 @pytest.fixture
-def books(tmp_path):
-    storage, cl = open_books(tmp_path / "tracing.sqlite")
+def books(make_books):
+    stores, cl = make_books("tracing")
     yield cl
     # Every scenario leaves a log that verifies and books that an auditor agrees with.
-    verify_log(storage, workers=1)
-    audit_books(storage)
-    storage.close()
+    verify_log(stores.log, REGISTRY, workers=1)
+    audit_books(stores)
 
 
 @pytest.fixture
@@ -71,7 +70,7 @@ def test_fifo_across_several_donations_and_disbursements(books, hope):
     assert (t3.project, t3.currency, t3.amount, t3.receipt) == ("winter", "CNY", 3000, d3)
 
     # The auditor's fold over the entries alone gives the same answer.
-    folded = trace_fifo(entries(books.ledger.storage))
+    folded = trace_fifo(entries(books.stores))
     assert {r: folded[r].spent for r in (d1, d2, d3)} == {r: spent(books, r) for r in (d1, d2, d3)}
 
 

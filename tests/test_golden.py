@@ -27,9 +27,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from test_merkle import MTH, PATH, PROOF
 
-from ledger import Ledger, merkle
-from ledger.checkpoint import open_checkpoint
-from ledger.note import Signer
+from ledger.log import merkle
+from ledger.log.ledger import Ledger
+from ledger.log.checkpoint import open_checkpoint
+from ledger.log.note import Signer
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "ledger_v1.json").read_text(encoding="utf-8"))
 

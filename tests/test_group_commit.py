@@ -4,15 +4,17 @@ returns before the commit that holds their entries is durable."""
 
 from __future__ import annotations
 
+from conftest import REGISTRY
+
 import sqlite3
 import threading
 import time
 
 import pytest
 
-from ledger.entry import parse_entry
+from ledger.log.entry import parse_entry
 from ledger.errors import InvalidInput
-from ledger.verify import verify_log
+from ledger.log.verify import verify_log
 
 
 def _wait_until(cond, what: str, seconds: float = 10.0) -> None:
@@ -30,7 +32,7 @@ def _committed(path) -> list[tuple[int, str]]:
         rows = conn.execute("SELECT seq, canonical FROM entries ORDER BY seq").fetchall()
     finally:
         conn.close()
-    return [(seq, parse_entry(data).body.get("text")) for seq, data in rows]
+    return [(seq, parse_entry(data, REGISTRY).body.get("text")) for seq, data in rows]
 
 
 class Held:
@@ -95,8 +97,8 @@ def test_waiting_appends_commit_together_with_one_checkpoint(ledger):
     (w,) = {w for _, w in group}
     assert w.checkpoint.size == 10 and w.note == ledger.checkpoint()  # ... one checkpoint over all of it
     assert sorted(e.seq for e, _ in group) == list(range(2, 10))
-    assert [size for size, _ in ledger.storage.iter_checkpoints()] == [1, 2, 10]
-    assert verify_log(ledger.storage).size == 10
+    assert [size for size, _ in ledger.store.iter_checkpoints()] == [1, 2, 10]
+    assert verify_log(ledger.store, REGISTRY).size == 10
 
 
 def test_refused_job_writes_nothing_and_the_rest_of_its_group_lands(ledger):
@@ -112,8 +114,8 @@ def test_refused_job_writes_nothing_and_the_rest_of_its_group_lands(ledger):
     assert isinstance(results["bad"], InvalidInput)
     a, b = results["a"][0], results["b"][0]
     assert (a.seq, b.seq) == (2, 3) and b.prev == a.receipt  # the chain closes over the gap
-    assert [t for _, t in _committed(ledger.storage.path)] == [None, "first", "a", "b"]
-    assert verify_log(ledger.storage).size == 4
+    assert [t for _, t in _committed(ledger.store.path)] == [None, "first", "a", "b"]
+    assert verify_log(ledger.store, REGISTRY).size == 4
 
 
 def test_unexpected_failure_rolls_back_the_whole_group_and_reaches_every_caller(ledger):
@@ -129,11 +131,11 @@ def test_unexpected_failure_rolls_back_the_whole_group_and_reaches_every_caller(
     assert not isinstance(results["first"], BaseException)
     for name in ("a", "boom", "b"):
         assert isinstance(results[name], RuntimeError), name
-    assert [t for _, t in _committed(ledger.storage.path)] == [None, "first"]
+    assert [t for _, t in _committed(ledger.store.path)] == [None, "first"]
     assert ledger.checkpoint().startswith(ledger.origin + "\n2\n")
     # The lead was handed on and the log goes on from where it was.
     assert ledger.append("note", {"text": "after"}).seq == 2
-    assert verify_log(ledger.storage).size == 3
+    assert verify_log(ledger.store, REGISTRY).size == 3
 
 
 def test_nobody_returns_before_their_entry_is_durable(ledger):
@@ -146,7 +148,7 @@ def test_nobody_returns_before_their_entry_is_durable(ledger):
         for _ in range(10):
             entry, _ = ledger.in_group(append)
             # Another connection (another process, after a crash) already sees it.
-            seen.append(entry.body["text"] in {t for _, t in _committed(ledger.storage.path)})
+            seen.append(entry.body["text"] in {t for _, t in _committed(ledger.store.path)})
 
     threads = [threading.Thread(target=worker) for _ in range(6)]
     for t in threads:
@@ -154,7 +156,7 @@ def test_nobody_returns_before_their_entry_is_durable(ledger):
     for t in threads:
         t.join(60)
     assert seen == [True] * 60
-    assert verify_log(ledger.storage).size == 61
+    assert verify_log(ledger.store, REGISTRY).size == 61
 
 
 def test_many_threads_keep_one_chain(ledger):
@@ -176,16 +178,16 @@ def test_many_threads_keep_one_chain(ledger):
     for t in threads:
         t.join(60)
     assert not errors
-    texts = [t for _, t in _committed(ledger.storage.path)][1:]
+    texts = [t for _, t in _committed(ledger.store.path)][1:]
     assert len(texts) == len(set(texts)) == 8 * (20 + 5 * 3)
     # A batch stays contiguous inside its group.
     for k in range(8):
         for i in range(0, 25, 5):
             at = texts.index(f"{k}-{i}-0")
             assert texts[at : at + 3] == [f"{k}-{i}-{j}" for j in range(3)]
-    sizes = [size for size, _ in ledger.storage.iter_checkpoints()]
+    sizes = [size for size, _ in ledger.store.iter_checkpoints()]
     assert sizes == sorted(set(sizes)) and sizes[-1] == 1 + len(texts)
-    assert verify_log(ledger.storage).size == 1 + len(texts)
+    assert verify_log(ledger.store, REGISTRY).size == 1 + len(texts)
 
 
 def test_group_size_is_capped(ledger, monkeypatch):
@@ -196,7 +198,7 @@ def test_group_size_is_capped(ledger, monkeypatch):
     results = held.finish()
     sizes = sorted({w.checkpoint.size for name, (_, w) in results.items() if name != "first"})
     assert sizes == [5, 8, 9]  # 3 + 3 + 1 after the held first group
-    assert [size for size, _ in ledger.storage.iter_checkpoints()] == [1, 2, 5, 8, 9]
+    assert [size for size, _ in ledger.store.iter_checkpoints()] == [1, 2, 5, 8, 9]
 
 
 @pytest.mark.parametrize("replays", [1, 3])
@@ -206,4 +208,4 @@ def test_a_group_that_appends_nothing_writes_no_checkpoint(ledger, replays):
     held.queue({f"r{i}": (lambda w: "nothing") for i in range(replays)})
     results = held.finish()
     assert all(results[f"r{i}"][0] == "nothing" for i in range(replays))
-    assert [size for size, _ in ledger.storage.iter_checkpoints()] == [1, 2]
+    assert [size for size, _ in ledger.store.iter_checkpoints()] == [1, 2]

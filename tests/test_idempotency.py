@@ -20,16 +20,17 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from accounting_helpers import donate, entries, open_books, open_project, register, state, writes_nothing
+from conftest import REGISTRY
+from factories import donate, entries, open_project, register, state, writes_nothing
 
-from ledger.audit import audit_books
-from ledger.books import Books
-from ledger.charity import donor_commitment, payment_ref_hash
-from ledger.charity_kinds import postings_for
+from ledger.charity.audit import audit_books
+from ledger.charity.books import Books
+from ledger.charity.kinds import postings_for
+from ledger.charity.money import parse_amount
+from ledger.charity.service import donor_commitment, payment_ref_hash
 from ledger.errors import Conflict, Overspend
-from ledger.money import parse_amount
-from ledger.note import Signer
-from ledger.verify import verify_log
+from ledger.log.note import Signer
+from ledger.log.verify import verify_log
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,15 +47,14 @@ KEY = "intake-2026-11-29-000001"
 
 
 @pytest.fixture
-def books(tmp_path):
-    storage, cl = open_books(tmp_path / "idem.sqlite")
+def books(make_books):
+    stores, cl = make_books("idem")
     ck = register(cl, "hope", keys=1, threshold=1)
     open_project(cl, "winter", ck, "CNY")
     open_project(cl, "spring", ck, "CNY")
     yield cl
-    verify_log(storage, workers=1)
-    audit_books(storage)
-    storage.close()
+    verify_log(stores.log, REGISTRY, workers=1)
+    audit_books(stores)
 
 
 def record(cl, key=KEY, **changes):
@@ -155,7 +155,7 @@ def test_different_keys_make_different_entries(books):
     # The same donor gets unlinkable commitments: a fresh salt per gift.
     assert a.salt != b.salt and a.entry.body["donor_commitment"] != b.entry.body["donor_commitment"]
     assert books.project("winter").raised == 40000 and books.project("winter").donations == 2
-    assert [e.body["intake_key"] for e in entries(books.ledger.storage) if e.kind == "donation"] == [
+    assert [e.body["intake_key"] for e in entries(books.stores) if e.kind == "donation"] == [
         "intake-a-00000001",
         "intake-b-00000002",
     ]
@@ -196,11 +196,10 @@ CHILD = textwrap.dedent(inspect.getsource(race_request)) + textwrap.dedent(
     import json, os, sys, time
     from pathlib import Path
 
-    from ledger import Ledger
-    from ledger.charity import CharityLedger
+    from ledger.charity.service import open_charity_ledger
     from ledger.errors import Conflict
-    from ledger.note import Signer
-    from ledger.storage import SQLiteStorage
+    from ledger.log.note import Signer
+    from ledger.stores.sqlite import open_sqlite
 
     who, other, path, work = sys.argv[1], sys.argv[2], sys.argv[3], Path(sys.argv[4])
     N_KEYS, LOCKSTEP, ROUNDS = map(int, sys.argv[5:8])
@@ -213,8 +212,8 @@ CHILD = textwrap.dedent(inspect.getsource(race_request)) + textwrap.dedent(
                 sys.exit(f"{who}: the other process never reached {label}")
             time.sleep(0.0005)
 
-    storage = SQLiteStorage(path)
-    cl = CharityLedger(Ledger(storage, Signer.from_string(os.environ["LUODI_TEST_KEY"])))
+    stores = open_sqlite(path)
+    cl = open_charity_ledger(stores, Signer.from_string(os.environ["LUODI_TEST_KEY"]))
     cl.ledger.check_signer()
     results = {}
     barrier("start")
@@ -231,34 +230,34 @@ CHILD = textwrap.dedent(inspect.getsource(race_request)) + textwrap.dedent(
             except Conflict as exc:
                 got = ["conflict", exc.detail]
             results.setdefault(req["intake_key"], []).append(got)
-    storage.close()
+    stores.close()
     print(json.dumps(results))
     """
 )
 
 
-def _race_setup(tmp_path):
+def _race_setup(make_books):
     signer = Signer.generate("race.luodi.example/log")
-    storage, cl = open_books(tmp_path / "race.sqlite", signer)
+    stores, cl = make_books("race", signer)
     ck = register(cl, "hope", keys=1, threshold=1)
     open_project(cl, "winter", ck, "CNY")
     open_project(cl, "tokyo", ck, "JPY")
-    return signer, storage, cl
+    return signer, stores, cl
 
 
-def _check_race(storage, cl, results: dict[str, dict[str, list]], base_size: int, base_checkpoints: int):
+def _check_race(stores, cl, results: dict[str, dict[str, list]], base_size: int, base_checkpoints: int):
     """results[who][intake_key] = the list of answers that sender got, in order."""
-    log = entries(storage)
+    log = entries(stores)
     donations = [e for e in log if e.kind == "donation"]
     by_key = {e.body["intake_key"]: e for e in donations}
     keys = [f"race-{i:06d}" for i in range(N_KEYS)]
     # Exactly one entry per intake key, and nothing else was written.
     assert len(donations) == len(by_key) == N_KEYS
     assert set(by_key) == set(keys)
-    assert storage.size() == base_size + N_KEYS
+    assert stores.log.size() == base_size + N_KEYS
     # A replay or a conflict commits nothing: every new checkpoint covers at least
     # one new entry (threads of one process may share one, in a group commit).
-    sizes = [size for size, _ in storage.iter_checkpoints()]
+    sizes = [size for size, _ in stores.log.iter_checkpoints()]
     assert sizes == sorted(set(sizes))
     assert base_checkpoints < len(sizes) <= base_checkpoints + N_KEYS
 
@@ -294,151 +293,141 @@ def _check_race(storage, cl, results: dict[str, dict[str, list]], base_size: int
         "winter": (raised["winter"], sum(1 for e in donations if e.body["project"] == "winter")),
         "tokyo": (raised["tokyo"], sum(1 for e in donations if e.body["project"] == "tokyo")),
     }
-    assert verify_log(storage, workers=1).size == base_size + N_KEYS
-    report = audit_books(storage)
+    assert verify_log(stores.log, REGISTRY, workers=1).size == base_size + N_KEYS
+    report = audit_books(stores)
     assert report.donations == N_KEYS
 
 
-def test_two_processes_sending_the_same_donations_make_one_entry_per_key(tmp_path):
-    signer, storage, cl = _race_setup(tmp_path)
+def test_two_processes_sending_the_same_donations_make_one_entry_per_key(tmp_path, make_books):
+    signer, stores, cl = _race_setup(make_books)
+    base_size, base_checkpoints = stores.log.size(), len(list(stores.log.iter_checkpoints()))
+    work = tmp_path / "barriers"
+    work.mkdir()
+    env = {
+        **os.environ,
+        "LUODI_TEST_KEY": signer.to_string(),
+        "PYTHONPATH": str(ROOT),
+    }
+    args = [str(stores.path), str(work), str(N_KEYS), str(LOCKSTEP), str(ROUNDS)]
+    children = {}
+    outputs = {}
     try:
-        base_size, base_checkpoints = storage.size(), len(list(storage.iter_checkpoints()))
-        work = tmp_path / "barriers"
-        work.mkdir()
-        env = {
-            **os.environ,
-            "LUODI_TEST_KEY": signer.to_string(),
-            "PYTHONPATH": str(ROOT),
-        }
-        args = [str(storage.path), str(work), str(N_KEYS), str(LOCKSTEP), str(ROUNDS)]
-        children = {}
-        outputs = {}
-        try:
-            for who, other in (("a", "b"), ("b", "a")):
-                children[who] = subprocess.Popen(
-                    [sys.executable, "-c", CHILD, who, other, *args],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-            for who, child in children.items():
-                outputs[who] = child.communicate(timeout=120)
-        finally:
-            for child in children.values():  # a child that failed leaves the other waiting
-                if child.poll() is None:
-                    child.kill()
-                child.communicate()
-        results = {}
+        for who, other in (("a", "b"), ("b", "a")):
+            children[who] = subprocess.Popen(
+                [sys.executable, "-c", CHILD, who, other, *args],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
         for who, child in children.items():
-            assert child.returncode == 0, outputs[who][1]
-            results[who] = json.loads(outputs[who][0])
-        for who in results:
-            assert all(len(results[who][f"race-{i:06d}"]) == ROUNDS for i in range(N_KEYS))
-        _check_race(storage, cl, results, base_size, base_checkpoints)
+            outputs[who] = child.communicate(timeout=120)
     finally:
-        storage.close()
+        for child in children.values():  # a child that failed leaves the other waiting
+            if child.poll() is None:
+                child.kill()
+            child.communicate()
+    results = {}
+    for who, child in children.items():
+        assert child.returncode == 0, outputs[who][1]
+        results[who] = json.loads(outputs[who][0])
+    for who in results:
+        assert all(len(results[who][f"race-{i:06d}"]) == ROUNDS for i in range(N_KEYS))
+    _check_race(stores, cl, results, base_size, base_checkpoints)
 
 
-def test_threads_sharing_one_ledger_make_one_entry_per_key(tmp_path):
-    """SQLiteStorage guards its one connection with a lock held for the whole intake
+def test_threads_sharing_one_ledger_make_one_entry_per_key(make_books):
+    """The SQLite stores guard their one write connection with a lock held for the whole intake
     (lookup of the key, append, commit), so threads may share a CharityLedger."""
-    _, storage, cl = _race_setup(tmp_path)
-    try:
-        base_size, base_checkpoints = storage.size(), len(list(storage.iter_checkpoints()))
-        senders = ["a", "c", "d", "e"]  # all send the same requests ("b" would conflict)
-        results: dict[str, dict[str, list]] = {who: {} for who in senders}
-        errors = []
-        start = threading.Barrier(len(senders))
+    _, stores, cl = _race_setup(make_books)
+    base_size, base_checkpoints = stores.log.size(), len(list(stores.log.iter_checkpoints()))
+    senders = ["a", "c", "d", "e"]  # all send the same requests ("b" would conflict)
+    results: dict[str, dict[str, list]] = {who: {} for who in senders}
+    errors = []
+    start = threading.Barrier(len(senders))
 
-        def work(n, who):
-            try:
-                start.wait()
-                for rnd in range(2):
-                    order = list(range(N_KEYS))
-                    order = order[n * 7 :] + order[: n * 7] if rnd == 0 else order[::-1]
-                    for i in order:
-                        r = cl.record_donation(**race_request(i, who))
-                        results[who].setdefault(f"race-{i:06d}", []).append(
-                            ["ok", r.entry.receipt, r.salt, r.replayed]
-                        )
-            except BaseException as exc:  # pragma: no cover - reported below
-                errors.append(exc)
+    def work(n, who):
+        try:
+            start.wait()
+            for rnd in range(2):
+                order = list(range(N_KEYS))
+                order = order[n * 7 :] + order[: n * 7] if rnd == 0 else order[::-1]
+                for i in order:
+                    r = cl.record_donation(**race_request(i, who))
+                    results[who].setdefault(f"race-{i:06d}", []).append(
+                        ["ok", r.entry.receipt, r.salt, r.replayed]
+                    )
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
 
-        threads = [threading.Thread(target=work, args=(n, who)) for n, who in enumerate(senders)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        assert not errors, errors
-        assert not any(t.is_alive() for t in threads)
-        _check_race(storage, cl, results, base_size, base_checkpoints)
-        # Each key was sent 8 times and written once.
-        assert sum(len(v) for r in results.values() for v in r.values()) == 8 * N_KEYS
-    finally:
-        storage.close()
+    threads = [threading.Thread(target=work, args=(n, who)) for n, who in enumerate(senders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert not any(t.is_alive() for t in threads)
+    _check_race(stores, cl, results, base_size, base_checkpoints)
+    # Each key was sent 8 times and written once.
+    assert sum(len(v) for r in results.values() for v in r.values()) == 8 * N_KEYS
 
 
-
-def test_a_reader_thread_never_sees_an_append_that_is_then_refused(tmp_path, monkeypatch):
-    """Threads that share a CharityLedger share its one SQLite connection.  While one thread
+def test_a_reader_thread_never_sees_an_append_that_is_then_refused(make_books, monkeypatch):
+    """Threads that share a CharityLedger share its one SQLite write connection.  While one thread
     is inside an append (here a batch whose second entry the books refuse), another thread's
     reads must show only what is committed: a refused batch writes nothing, not even for a
     moment.  The writer is paused just before its refused entry to make the moment visible."""
-    _, storage, cl = _race_setup(tmp_path)
-    try:
-        d = donate(cl, "winter", "10.00").entry
-        committed = cl.project("winter")
-        extra = dict(d.body, intake_key="intake-in-flight-01", amount=5000)
-        extra["postings"] = postings_for("donation", extra)
-        refund = {"donation": d.receipt, "project": "winter", "amount": 1001, "currency": "CNY", "reason": "too much"}
-        refund["postings"] = postings_for("refund", refund)
+    cl = _race_setup(make_books)[2]
+    d = donate(cl, "winter", "10.00").entry
+    committed = cl.project("winter")
+    extra = dict(d.body, intake_key="intake-in-flight-01", amount=5000)
+    extra["postings"] = postings_for("donation", extra)
+    refund = {"donation": d.receipt, "project": "winter", "amount": 1001, "currency": "CNY", "reason": "too much"}
+    refund["postings"] = postings_for("refund", refund)
 
-        paused, resume = threading.Event(), threading.Event()
-        real_apply = Books.apply
+    paused, resume = threading.Event(), threading.Event()
+    real_apply = Books.apply
 
-        def pausing_apply(self, entry):
-            if entry.kind == "refund" and threading.current_thread().name == "writer":
-                paused.set()
-                resume.wait(30)
-            return real_apply(self, entry)
+    def pausing_apply(self, entry):
+        if entry.kind == "refund" and threading.current_thread().name == "writer":
+            paused.set()
+            resume.wait(30)
+        return real_apply(self, entry)
 
-        monkeypatch.setattr(Books, "apply", pausing_apply)
-        refused, seen = [], []
+    monkeypatch.setattr(Books, "apply", pausing_apply)
+    refused, seen = [], []
 
-        def writer():
-            try:
-                cl.ledger.append_batch([("donation", extra), ("refund", refund)])
-            except Overspend as exc:
-                refused.append(exc)
-
-        def reader():
-            seen.append((cl.project("winter"), cl.books.intake("intake-in-flight-01")))
-
-        w = threading.Thread(target=writer, name="writer")
-        r = threading.Thread(target=reader, name="reader")
-        w.start()
+    def writer():
         try:
-            assert paused.wait(30)
-            r.start()
-            r.join(1)  # a reader that waits for the writer's lock is fine too: it reads after the rollback
-        finally:
-            resume.set()
-            w.join(30)
-            r.join(30)
-        assert len(refused) == 1 and "unspent" in refused[0].detail
-        assert cl.project("winter") == committed and cl.books.intake("intake-in-flight-01") is None
-        assert seen == [(committed, None)], "a reader saw the books of an append that was rolled back"
+            cl.ledger.append_batch([("donation", extra), ("refund", refund)])
+        except Overspend as exc:
+            refused.append(exc)
+
+    def reader():
+        seen.append((cl.project("winter"), cl.books.intake("intake-in-flight-01")))
+
+    w = threading.Thread(target=writer, name="writer")
+    r = threading.Thread(target=reader, name="reader")
+    w.start()
+    try:
+        assert paused.wait(30)
+        r.start()
+        r.join(1)  # a reader that waits for the writer's lock is fine too: it reads after the rollback
     finally:
-        storage.close()
+        resume.set()
+        w.join(30)
+        r.join(30)
+    assert len(refused) == 1 and "unspent" in refused[0].detail
+    assert cl.project("winter") == committed and cl.books.intake("intake-in-flight-01") is None
+    assert seen == [(committed, None)], "a reader saw the books of an append that was rolled back"
 
 
 def test_many_donations_in_one_writer_commit_once_and_replay_within_the_batch(books):
     """An intake can commit a batch of donations with one checkpoint; a key repeated
     inside the batch returns the entry staged earlier in it."""
     ledger = books.ledger
-    size, checkpoints = ledger.size(), ledger.storage.checkpoint()[0]
+    size, checkpoints = ledger.size(), ledger.store.checkpoint()[0]
     with ledger.writer() as w:
         first = books.record_donation_in(w, intake_key="batch-key-0001", **REQUEST)
         second = books.record_donation_in(w, intake_key="batch-key-0002", **{**REQUEST, "amount": "5.00"})
@@ -447,6 +436,6 @@ def test_many_donations_in_one_writer_commit_once_and_replay_within_the_batch(bo
             books.record_donation_in(w, intake_key="batch-key-0002", **REQUEST)
     assert (again.entry, again.salt, again.replayed) == (first.entry, first.salt, True)
     assert ledger.size() == size + 2
-    assert ledger.storage.checkpoint()[0] == size + 2 != checkpoints
-    assert ledger.storage.checkpoint(size + 1) is None
+    assert ledger.store.checkpoint()[0] == size + 2 != checkpoints
+    assert ledger.store.checkpoint(size + 1) is None
     assert [e.receipt for e in (ledger.entry(size), ledger.entry(size + 1))] == [first.entry.receipt, second.entry.receipt]

@@ -9,27 +9,31 @@ import stat
 
 import pytest
 from click.testing import CliRunner
-from conftest import notes
+from conftest import REGISTRY, notes
 
 from api.cli import main
-from ledger.errors import InstanceError
-from ledger.instance import (
+from api.instance import (
     DB_NAME,
     DEFAULT_ORIGIN,
     KEY_NAME,
     create_key,
     init_instance,
     load_key,
-    open_ledger,
+    open_instance,
     upgrade_database,
 )
-from ledger.note import Signer
-from ledger.verify import verify_log
+from ledger.errors import InstanceError
+from ledger.log.note import Signer
+from ledger.log.verify import verify_log
 
 
-def close(result_or_ledger) -> None:
-    ledger = getattr(result_or_ledger, "ledger", result_or_ledger)
-    ledger.storage.close()
+def close(opened) -> None:
+    """Close an InitResult's, a CharityLedger's or a Ledger's database."""
+    charity = getattr(opened, "charity", opened)
+    if hasattr(charity, "stores"):
+        charity.stores.close()
+    else:
+        charity.store.close()
 
 
 def mode(path) -> int:
@@ -79,7 +83,7 @@ def test_init_again_keeps_key_and_genesis(tmp_path):
             assert again.migrations == []
             assert again.ledger.size() == 6
             assert again.ledger.genesis == genesis
-            assert again.ledger.storage.checkpoint()[0] == 6
+            assert again.ledger.store.checkpoint()[0] == 6
             assert again.ledger.origin == "donations.example/log"
         finally:
             close(again)
@@ -129,17 +133,17 @@ def test_key_readable_by_others_refused(tmp_path, bad_mode):
     key = inst / KEY_NAME
     os.chmod(key, bad_mode)
     with pytest.raises(InstanceError, match="chmod 600"):
-        open_ledger(inst)
+        open_instance(inst)
     with pytest.raises(InstanceError, match="chmod 600"):
         init_instance(inst)
     with pytest.raises(InstanceError):
         load_key(key)
     assert mode(key) == bad_mode  # not silently "fixed" either
     # Read-only use needs no key at all.
-    reader = open_ledger(inst, with_key=False)
+    reader = open_instance(inst, with_key=False)
     try:
-        assert reader.signer is None
-        assert verify_log(reader.storage).size == 1
+        assert reader.ledger.signer is None
+        assert verify_log(reader.ledger.store, REGISTRY).size == 1
     finally:
         close(reader)
 
@@ -151,13 +155,13 @@ def test_key_error_messages_do_not_leak_the_key(tmp_path):
     secret = key.read_text().strip()
     os.chmod(key, 0o644)
     with pytest.raises(InstanceError) as info:
-        open_ledger(inst)
+        open_instance(inst)
     assert secret.split("+", 4)[4] not in str(info.value)
     # A corrupted key file: refused, and the message does not echo its content.
     os.chmod(key, 0o600)
     key.write_text(secret[:-6] + "!!!!!!\n")
     with pytest.raises(InstanceError, match="valid signer key") as info:
-        open_ledger(inst)
+        open_instance(inst)
     assert secret.split("+", 4)[4][:20] not in str(info.value)
 
 
@@ -168,15 +172,15 @@ def test_open_ledger_with_another_logs_key_refused(tmp_path):
     key.unlink()
     create_key(key, "same.example/log")
     with pytest.raises(InstanceError, match="not the log key"):
-        open_ledger(inst)
+        open_instance(inst)
 
 
 def test_open_ledger_missing_pieces(tmp_path):
     missing = tmp_path / "nowhere"
     with pytest.raises(InstanceError, match="luodi init"):
-        open_ledger(missing)
+        open_instance(missing)
     with pytest.raises(InstanceError, match="luodi init"):
-        open_ledger(missing, with_key=False)
+        open_instance(missing, with_key=False)
     with pytest.raises(InstanceError, match="luodi init"):
         upgrade_database(missing)
     assert not missing.exists()
@@ -184,25 +188,25 @@ def test_open_ledger_missing_pieces(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(InstanceError, match="no database"):
-        open_ledger(empty, with_key=False)
+        open_instance(empty, with_key=False)
     with pytest.raises(InstanceError, match="no database"):
-        open_ledger(empty)
+        open_instance(empty)
     assert list(empty.iterdir()) == []
 
     inst = tmp_path / "inst"
     close(init_instance(inst))
     (inst / KEY_NAME).unlink()
     with pytest.raises(InstanceError, match="no log key"):
-        open_ledger(inst)
+        open_instance(inst)
 
 
 def test_open_ledger_round_trip(tmp_path):
     inst = tmp_path / "inst"
     close(init_instance(inst))
-    ledger = open_ledger(inst)
+    ledger = open_instance(inst).ledger
     try:
         ledger.append_batch(notes(10))
-        assert verify_log(ledger.storage).size == 11
+        assert verify_log(ledger.store, REGISTRY).size == 11
     finally:
         close(ledger)
     assert upgrade_database(inst) == []

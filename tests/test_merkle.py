@@ -2,7 +2,7 @@
 
 The reference below (``MTH``, ``PATH``, ``PROOF``, ``SUBPROOF``) is a literal
 transcription of RFC 9162 §2.1.1, §2.1.3.1 and §2.1.4.1, recursion and all.  It
-shares no code with :mod:`ledger.merkle`; ``tests/test_golden.py`` reuses it.
+shares no code with :mod:`ledger.log.merkle`; ``tests/test_golden.py`` reuses it.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from ledger import Ledger, merkle
+from ledger.log import merkle
+from conftest import open_ledger
 from ledger.errors import LuodiError, ProofError
-from ledger.note import Signer
-from ledger.storage import SQLiteStorage
+from ledger.log.note import Signer
 
 # -- the naive reference, straight from RFC 9162 §2.1 ----------------------------
 
@@ -374,8 +374,8 @@ def _batch_sizes(total: int, seed: int = 9162) -> list[int]:
 @pytest.fixture(scope="module")
 def big_ledger(tmp_path_factory):
     """(ledger, canonical bytes of every entry): a few thousand entries in batches of varying sizes."""
-    storage = SQLiteStorage(tmp_path_factory.mktemp("merkle") / "big.sqlite", upgrade=True)
-    ledger = Ledger.create(storage, Signer.generate("merkle.luodi.example/log"))
+    path = tmp_path_factory.mktemp("merkle") / "big.sqlite"
+    ledger = open_ledger(path, Signer.generate("merkle.luodi.example/log"), create=True)
     done = 0
     for k in _batch_sizes(LEDGER_SIZE - 1):
         ledger.append_batch([("note", {"text": f"gift {done + i} \u843d\u5730"}) for i in range(k)])
@@ -383,12 +383,12 @@ def big_ledger(tmp_path_factory):
     assert ledger.size() == LEDGER_SIZE
     data = [ledger.entry(seq).canonical for seq in range(LEDGER_SIZE)]
     yield ledger, data
-    storage.close()
+    ledger.store.close()
 
 
 @pytest.mark.parametrize("fold_cache_max", [4096, 1])  # kept folds, and a cache replaced before every proof
 def test_ledger_every_proof_in_a_small_ledger_equals_reference(make_ledger, monkeypatch, fold_cache_max):
-    import ledger.log as log_module
+    import ledger.log.ledger as log_module
 
     monkeypatch.setattr(log_module, "FOLD_CACHE_MAX", fold_cache_max)
     ledger = make_ledger("small")

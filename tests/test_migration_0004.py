@@ -5,14 +5,15 @@ from __future__ import annotations
 import sqlite3
 from contextlib import closing
 
-from charity_helpers import books_rows, make_charity_ledger, sign_all
+from conftest import REGISTRY
+from factories import books_rows, make_charity_ledger, sign_all
 from sqlite_utils.migrations import Migrations
 
-import migrations
-from ledger.audit import audit_books
-from ledger.books import BOOKS_TABLES, KEYED_TABLES
-from ledger.storage import SQLiteStorage
-from ledger.verify import verify_log
+from ledger.charity.audit import audit_books
+from ledger.log.verify import verify_log
+from ledger.stores.sqlite import open_sqlite
+from ledger.stores.sqlite.books import BOOKS_TABLES, KEYED_TABLES
+from migrations import sqlite as migrations
 
 
 def _shape(path) -> dict:
@@ -29,7 +30,7 @@ def _shape(path) -> dict:
         return shape
 
 
-def test_migration_0004_keeps_every_row_and_matches_a_fresh_install(make_ledger, tmp_path, monkeypatch):
+def test_migration_0004_keeps_every_row_and_matches_a_fresh_install(make_charity, tmp_path, monkeypatch):
     real_load = migrations.load
 
     def up_to_0003() -> Migrations:
@@ -39,31 +40,31 @@ def test_migration_0004_keeps_every_row_and_matches_a_fresh_install(make_ledger,
         return m
 
     monkeypatch.setattr(migrations, "load", up_to_0003)
-    setup = make_charity_ledger(make_ledger, name="old")  # charity, project, three donations
+    setup = make_charity_ledger(make_charity, name="old")  # charity, project, three donations
     books = setup.charity
     other = setup.register_other()
     payload = setup.disbursement((("coats", "120.00"),))
     books.disburse(payload, sign_all(payload, *setup.keys[:2]))  # allocations and a nonce
     books.refund(setup.donations[2].entry.receipt, "5.00", "returned at the donor's request")
-    path, size = setup.ledger.storage.path, setup.ledger.size()
+    path, size = setup.ledger.store.path, setup.ledger.size()
     before = books_rows(setup.ledger)
     assert all(not rowid for _, rowid, _ in _shape(path).values())  # the 0003 schema: rowid tables
     assert before["allocations"] and before["nonces"] and before["donor_private"] and other
-    setup.ledger.storage.close()
+    setup.charity.stores.close()
 
     monkeypatch.setattr(migrations, "load", real_load)
-    storage = SQLiteStorage(path, upgrade=True)
+    storage = open_sqlite(path, upgrade=True)
     try:
         assert storage.migrations_applied == ["0004_books_without_rowid"]
-        conn = storage.conn
+        conn = storage.db.conn
         after = {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall()) for t in BOOKS_TABLES}  # noqa: S608
         assert after == before
         migrated = _shape(path)
         assert {t for t, (_, rowid, _) in migrated.items() if rowid} == set(KEYED_TABLES)
-        fresh = SQLiteStorage(tmp_path / "fresh.sqlite", upgrade=True)
+        fresh = open_sqlite(tmp_path / "fresh.sqlite", upgrade=True)
         fresh.close()
         assert migrated == _shape(tmp_path / "fresh.sqlite")
-        assert verify_log(storage).size == size
+        assert verify_log(storage.log, REGISTRY).size == size
         audit_books(storage)  # the index still equals the books recomputed from the log
     finally:
         storage.close()

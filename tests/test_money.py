@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.errors import InvalidInput
-from ledger.money import CURRENCIES, MAX_MINOR, check_minor, exponent, format_amount, parse_amount
+from ledger.charity.money import CURRENCIES, MAX_MINOR, check_minor, exponent, format_amount, parse_amount
 
 SOME = ["CNY", "USD", "JPY", "KRW", "BHD", "KWD", "EUR"]
 

@@ -8,9 +8,9 @@ import hashlib
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger import note
+from ledger.log import note
 from ledger.errors import LuodiError, MalformedNote, SignatureError
-from ledger.note import DASH, MAX_SIGNATURES, Signer, Verifier, key_id, open_note, parse_note, sign_note
+from ledger.log.note import DASH, MAX_SIGNATURES, Signer, Verifier, key_id, open_note, parse_note, sign_note
 
 # The example of golang.org/x/mod/sumdb/note's documentation and tests.
 PETER_VKEY = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"

@@ -11,13 +11,14 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from charity_helpers import PROJECT, make_charity_ledger, writes_nothing
+from conftest import REGISTRY
+from factories import PROJECT, writes_nothing
 
-from ledger.audit import audit_books
-from ledger.canonical import canonical_bytes
-from ledger.charity import donor_commitment, payment_ref_hash
+from ledger.charity.audit import audit_books
+from ledger.charity.service import donor_commitment, payment_ref_hash
 from ledger.errors import Conflict, InvalidInput
-from ledger.verify import verify_log
+from ledger.log.canonical import canonical_bytes
+from ledger.log.verify import verify_log
 
 DONORS = [
     {
@@ -38,8 +39,8 @@ DONORS = [
 
 
 @pytest.fixture
-def setup(make_ledger):
-    return make_charity_ledger(make_ledger, donations=())
+def setup(make_setup):
+    return make_setup(donations=())
 
 
 def give(setup, donor, channel="wechat", **overrides):
@@ -81,9 +82,9 @@ def secrets_of(donor) -> dict[str, list[bytes]]:
 
 def logged_bytes(ledger) -> list[tuple[str, bytes]]:
     """Every entry's canonical bytes and every checkpoint note: what the log publishes."""
-    out = [(f"entry {seq}", canonical) for seq, _, _, canonical in ledger.storage.iter_entries()]
-    out += [(f"checkpoint {size}", note.encode("utf-8")) for size, note in ledger.storage.iter_checkpoints()]
-    with closing(sqlite3.connect(ledger.storage.path)) as raw:
+    out = [(f"entry {seq}", canonical) for seq, _, _, canonical in ledger.store.iter_entries()]
+    out += [(f"checkpoint {size}", note.encode("utf-8")) for size, note in ledger.store.iter_checkpoints()]
+    with closing(sqlite3.connect(ledger.store.path)) as raw:
         out += [(f"checkpoints row {size}", note.encode("utf-8")) for size, note in raw.execute("SELECT tree_size, note FROM checkpoints")]
     return out
 
@@ -144,13 +145,13 @@ def test_personal_data_readable_then_erasable(setup):
     size, checkpoint = setup.ledger.size(), setup.ledger.checkpoint()
     assert setup.charity.erase_personal_data(first.entry.receipt) is True
     assert setup.charity.personal_data(first.entry.receipt) is None
-    assert setup.charity.books.private(first.entry.receipt) is None  # the salt is gone too
+    assert setup.charity.books.private(bytes.fromhex(first.entry.receipt)) is None  # the salt is gone too
     assert setup.charity.personal_data(second.entry.receipt) == DONORS[1]["personal"]  # only that donor
     # the log is untouched, and still verifies and audits
     assert (setup.ledger.size(), setup.ledger.checkpoint()) == (size, checkpoint)
     assert setup.ledger.entry_by_receipt(first.entry.receipt) == first.entry
-    verify_log(setup.ledger.storage)
-    report = audit_books(setup.ledger.storage)
+    verify_log(setup.ledger.store, REGISTRY)
+    report = audit_books(setup.charity.stores)
     assert report.donations == 2
     # and the gift still counts, and the donor can still prove it with the salt they kept
     assert setup.charity.project(PROJECT).raised == 20000 + 8880
@@ -163,7 +164,7 @@ def test_personal_data_readable_then_erasable(setup):
 def test_donation_without_personal_data(setup):
     receipt = give(setup, DONORS[0], personal=None)
     assert setup.charity.personal_data(receipt.entry.receipt) is None
-    assert setup.charity.books.private(receipt.entry.receipt) is not None  # the salt is kept for replays
+    assert setup.charity.books.private(bytes.fromhex(receipt.entry.receipt)) is not None  # the salt is kept for replays
     assert setup.charity.erase_personal_data(receipt.entry.receipt) is True
 
 
@@ -205,7 +206,7 @@ def test_replay_after_erasure_refused(setup):
         give(setup, DONORS[0], personal=None, donor_ref="someone-else")
     # the personal data did not come back with the refused replay
     assert setup.charity.personal_data(receipt.entry.receipt) is None
-    assert setup.charity.books.private(receipt.entry.receipt) is None
+    assert setup.charity.books.private(bytes.fromhex(receipt.entry.receipt)) is None
 
 
 # -- the bytes on disk -----------------------------------------------------------------------------
@@ -223,7 +224,7 @@ def raw_sql(db: Path, *statements: str) -> list:
 
 def erased_forms(setup, donor, receipt) -> dict[str, list[bytes]]:
     """What the intake's private record of one donation holds: personal data, salt, fingerprint."""
-    salt, fingerprint, _ = setup.charity.books.private(receipt.entry.receipt)
+    salt, fingerprint, _ = setup.charity.books.private(bytes.fromhex(receipt.entry.receipt))
     assert salt == bytes.fromhex(receipt.salt)
     skip = ("donor_ref", "payment_ref", "phone digits")  # never stored, or not stored in that spelling
     found = {k: v for k, v in secrets_of(donor).items() if k not in skip and not k.startswith("sha256")}
@@ -247,9 +248,9 @@ def test_erased_data_leaves_the_database_file(setup, secure_delete):
     writes through the WAL) the personal data, salt and fingerprint are in no file.  With
     SQLite's secure_delete on (this build's default) the checkpoint alone is enough; with it
     off, freed cells keep the bytes until VACUUM."""
-    db = setup.ledger.storage.path
+    db = setup.ledger.store.path
     if secure_delete is not None:
-        setup.ledger.storage.conn.execute(f"PRAGMA secure_delete = {secure_delete}")
+        setup.ledger.store.db.conn.execute(f"PRAGMA secure_delete = {secure_delete}")
     first, second = (give(setup, d) for d in DONORS)
     gone = erased_forms(setup, DONORS[0], first)
     kept = erased_forms(setup, DONORS[1], second)
@@ -262,7 +263,7 @@ def test_erased_data_leaves_the_database_file(setup, secure_delete):
     assert setup.charity.erase_personal_data(first.entry.receipt)
     (busy, _, _), = raw_sql(db, "PRAGMA wal_checkpoint(TRUNCATE)")[0]
     assert busy == 0
-    secure_delete = setup.ledger.storage.conn.execute("PRAGMA secure_delete").fetchone()[0]
+    secure_delete = setup.ledger.store.db.conn.execute("PRAGMA secure_delete").fetchone()[0]
     if secure_delete:  # deleted cells are zeroed (this SQLite's build default); no VACUUM needed
         assert present(disk_bytes(db), gone) == []
 
@@ -272,6 +273,6 @@ def test_erased_data_leaves_the_database_file(setup, secure_delete):
     assert present(data, never) == []
     assert present(data, kept) == sorted(kept)  # the other donor's data is still there
     # the log is intact and everything is still readable through the ledger
-    verify_log(setup.ledger.storage)
-    audit_books(setup.ledger.storage)
+    verify_log(setup.ledger.store, REGISTRY)
+    audit_books(setup.charity.stores)
     assert setup.charity.personal_data(second.entry.receipt) == DONORS[1]["personal"]

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ORIGIN, FixedClock, notes
+from conftest import ORIGIN, REGISTRY, FixedClock, notes
 
-from ledger import Ledger
-from ledger.checkpoint import open_checkpoint
 from ledger.errors import InstanceError, InvalidInput, NotFound
-from ledger.merkle import verify_consistency, verify_inclusion
-from ledger.note import Signer
-from ledger.storage import SQLiteStorage
+from ledger.log.checkpoint import open_checkpoint
+from ledger.log.ledger import Ledger
+from ledger.log.merkle import verify_consistency, verify_inclusion
+from ledger.log.note import Signer
+from ledger.stores.sqlite import open_sqlite
 
 BATCHES = [1, 6, 13, 2, 20]  # sizes after each: 2, 8, 21, 23, 43
 
@@ -125,7 +125,7 @@ def test_entry_by_receipt_unknown(built):
 def test_checkpoints_only_at_batch_boundaries(built):
     ledger, _ = built
     boundaries = [1, 2, 8, 21, 23, 43]
-    assert [s for s, _ in ledger.storage.iter_checkpoints()] == boundaries
+    assert [s for s, _ in ledger.store.iter_checkpoints()] == boundaries
     for size in boundaries:
         cp = open_checkpoint(ledger.checkpoint(size), ledger.verifier)
         assert (cp.origin, cp.size, cp.root) == (ORIGIN, size, ledger.root(size))
@@ -138,7 +138,7 @@ def test_checkpoints_only_at_batch_boundaries(built):
 
 def test_ledger_without_signer_reads_but_cannot_append(built):
     ledger, _ = built
-    reader = Ledger(ledger.storage)
+    reader = Ledger(ledger.store, REGISTRY)
     assert reader.size() == 43
     assert reader.root() == ledger.root()
     assert reader.latest_checkpoint().size == 43
@@ -146,25 +146,26 @@ def test_ledger_without_signer_reads_but_cannot_append(built):
         with pytest.raises(InstanceError, match="signing key"):
             attempt()
     assert ledger.size() == 43
-    assert ledger.storage.checkpoint()[0] == 43
+    assert ledger.store.checkpoint()[0] == 43
 
 
 def test_create_with_a_different_signer_refused(tmp_path, signer):
     path = tmp_path / "l.sqlite"
-    storage = SQLiteStorage(path, upgrade=True)
+    storage = open_sqlite(path, upgrade=True)
+    log = storage.log
     try:
-        Ledger.create(storage, signer, clock=FixedClock()).append_batch(notes(3))
-        genesis = storage.entry_bytes(0)
+        Ledger.create(log, REGISTRY, signer, clock=FixedClock()).append_batch(notes(3))
+        genesis = log.entry_bytes(0)
         for other in (Signer.generate(ORIGIN), Signer.generate("other.example/log")):
             with pytest.raises(InstanceError, match="not the log key"):
-                Ledger.create(storage, other)
-            wrong = Ledger(storage, other)
+                Ledger.create(log, REGISTRY, other)
+            wrong = Ledger(log, REGISTRY, other)
             with pytest.raises(InstanceError):
                 wrong.check_signer()
-        assert storage.size() == 4
-        assert storage.entry_bytes(0) == genesis
+        assert log.size() == 4
+        assert log.entry_bytes(0) == genesis
         # The right key still opens it, without writing a second genesis.
-        again = Ledger.create(storage, signer)
+        again = Ledger.create(log, REGISTRY, signer)
         assert again.size() == 4
         assert again.origin == ORIGIN
     finally:
@@ -172,9 +173,9 @@ def test_create_with_a_different_signer_refused(tmp_path, signer):
 
 
 def test_empty_store_has_no_genesis(tmp_path):
-    storage = SQLiteStorage(tmp_path / "empty.sqlite", upgrade=True)
+    storage = open_sqlite(tmp_path / "empty.sqlite", upgrade=True)
     try:
-        reader = Ledger(storage)
+        reader = Ledger(storage.log, REGISTRY)
         with pytest.raises(InstanceError, match="genesis"):
             reader.genesis
         with pytest.raises(NotFound):

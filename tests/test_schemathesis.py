@@ -22,12 +22,11 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
 from api import create_app
-from ledger import payload as P
-from ledger.charity import CharityLedger
-from ledger.charity_kinds import CHANNELS
-from ledger.instance import init_instance
-from ledger.note import Signer
-from ledger.tokens import create_token
+from api.instance import init_instance
+from ledger.charity import payload as P
+from ledger.charity.kinds import CHANNELS
+from ledger.charity.tokens import create_token
+from ledger.log.note import Signer
 
 MAX_EXAMPLES = 25
 KNOWN: dict[str, list] = {"project_id": [], "charity_id": [], "leaf_hash": [], "seq": []}
@@ -76,8 +75,8 @@ def flatmap_body(context, body):
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory):
     instance = tmp_path_factory.mktemp("schemathesis") / "instance"
-    ledger = init_instance(instance).ledger
-    books = CharityLedger(ledger)
+    books = init_instance(instance).charity
+    ledger = books.ledger
     signers = [Signer.generate(f"hope-foundation/finance-{i}") for i in (1, 2, 3)]
     books.register_charity("hope-foundation", "Hope Foundation", [s.verifier.to_string() for s in signers], 2)
     books.open_project("school-meals", "hope-foundation", "School meals", "Hot lunches", "CNY", target="50000.00",
@@ -94,9 +93,9 @@ def seeded(tmp_path_factory):
     )
     spent = books.disburse(payload, [P.sign(payload, signers[0]), P.sign(payload, signers[1])])
     refund = books.refund(gifts[3].receipt, "10.00", "cooling-off period")
-    token = create_token(ledger.storage, "admin")
+    token = create_token(books.stores.tokens, "admin")
     size = ledger.size()
-    ledger.storage.close()
+    books.stores.close()
     KNOWN.update(
         project_id=["school-meals", "winter-coats"],
         charity_id=["hope-foundation"],

@@ -3,7 +3,7 @@
 Every ledger here holds charity ``hope-foundation`` (3 keys, threshold 2), its CNY
 project ``winter-relief`` and three donations (175.00 CNY).  Every refusal is shown
 to write nothing: the log size, the latest checkpoint and every books row stay as
-they were (``charity_helpers.writes_nothing``).
+they were (``factories.writes_nothing``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from __future__ import annotations
 import base64
 
 import pytest
-from charity_helpers import (
+from conftest import REGISTRY
+from factories import (
     CHARITY,
     OTHER_CHARITY,
     OTHER_PROJECT,
@@ -20,28 +21,27 @@ from charity_helpers import (
     FrozenClock,
     alias_key,
     charity_signers,
-    make_charity_ledger,
     shifted,
     sign_all,
     vkeys,
     writes_nothing,
 )
 
-from ledger import Ledger
-from ledger import payload as payload_mod
-from ledger.audit import audit_books
-from ledger.books import Charity, check_signatures
-from ledger.charity_kinds import postings_for
-from ledger.charity import CharityLedger
+from ledger.charity import payload as payload_mod
+from ledger.charity.audit import audit_books
+from ledger.charity.books import Charity, check_signatures
+from ledger.charity.kinds import postings_for
+from ledger.charity.service import open_charity_ledger
 from ledger.errors import Conflict, InvalidEntry, NotFound, Replay, SignatureError
-from ledger.verify import verify_log
+from ledger.log.ledger import Ledger
+from ledger.log.verify import verify_log
 
 B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 
 @pytest.fixture
-def setup(make_ledger):
-    return make_charity_ledger(make_ledger)
+def setup(make_setup):
+    return make_setup()
 
 
 def registered_charity(ledger: Ledger, charity: str = CHARITY) -> Charity:
@@ -90,8 +90,8 @@ def test_two_of_three_disbursement_accepted_and_signatures_reverify_later(setup)
     forged = {**stored.body["payload"], "amount": 7251}
     with pytest.raises(SignatureError, match="does not verify"):
         check_signatures(forged, stored.body["signatures"], charity, nobody)
-    verify_log(setup.ledger.storage)
-    audit_books(setup.ledger.storage)
+    verify_log(setup.ledger.store, REGISTRY)
+    audit_books(setup.charity.stores)
 
 
 def test_three_of_three_and_any_two_of_three_accepted(setup):
@@ -325,9 +325,9 @@ def test_rotation_signed_at_outside_the_window_refused(setup):
            sign_all(rotation, setup.keys[0], setup.keys[1]))  # fmt: skip
 
 
-def test_window_edges_are_inclusive(make_ledger):
+def test_window_edges_are_inclusive(make_setup):
     clock = FrozenClock(START_MS)
-    setup = make_charity_ledger(make_ledger, clock=clock)
+    setup = make_setup(clock=clock)
     for ms in (600_001, -600_001):
         payload = setup.disbursement(signed_at=shifted(START_MS, ms / 1000))
         refuse(setup, SignatureError, "more than 600s", setup.charity.disburse, payload,
@@ -339,7 +339,7 @@ def test_window_edges_are_inclusive(make_ledger):
 
 
 def test_window_is_configurable(setup):
-    strict = CharityLedger(Ledger(setup.ledger.storage, setup.ledger.signer, clock=setup.clock, window_seconds=60))
+    strict = open_charity_ledger(setup.charity.stores, setup.ledger.signer, clock=setup.clock, window_seconds=60)
     for seconds in (-120, 120, -61):
         payload = setup.disbursement(signed_at=shifted(START_MS, seconds))
         refuse(setup, SignatureError, "is more than 60s from the entry time", strict.disburse, payload,
@@ -356,7 +356,7 @@ def test_window_is_configurable(setup):
 def test_window_longer_than_a_day_is_named_correctly(setup):
     """The refusal names the configured window; ``timedelta.seconds`` drops whole days."""
     two_days = 2 * 86400
-    lenient = CharityLedger(Ledger(setup.ledger.storage, setup.ledger.signer, clock=setup.clock, window_seconds=two_days))
+    lenient = open_charity_ledger(setup.charity.stores, setup.ledger.signer, clock=setup.clock, window_seconds=two_days)
     payload = setup.disbursement(signed_at=shifted(START_MS, -36 * 3600))
     lenient.disburse(payload, sign_all(payload, setup.keys[0], setup.keys[1]))  # a day and a half is inside
     payload = setup.disbursement(signed_at=shifted(START_MS, -3 * 86400))
@@ -422,8 +422,8 @@ def test_rotation_by_the_current_threshold_takes_effect(setup):
     # a disbursement from before the rotation still verifies with the keys of its time
     stored = setup.ledger.entry(old_entry.seq)
     check_signatures(stored.body["payload"], stored.body["signatures"], registered_charity(setup.ledger), nobody)
-    verify_log(setup.ledger.storage)
-    audit_books(setup.ledger.storage)
+    verify_log(setup.ledger.store, REGISTRY)
+    audit_books(setup.charity.stores)
 
 
 def test_rotation_can_change_the_threshold(setup):

@@ -6,16 +6,15 @@ import sqlite3
 from contextlib import closing
 
 import pytest
-from conftest import FixedClock, notes
+from conftest import REGISTRY, FixedClock, notes
 from sqlite_utils.migrations import Migrations
 
-import migrations
-from ledger import Ledger
-from ledger.checkpoint import open_checkpoint
 from ledger.errors import InstanceError, InvalidEntry, InvalidInput
-from ledger.log import MAX_BATCH
-from ledger.storage import SQLiteStorage
-from ledger.verify import verify_log
+from ledger.log.checkpoint import open_checkpoint
+from ledger.log.ledger import MAX_BATCH, Ledger
+from ledger.log.verify import verify_log
+from ledger.stores.sqlite import open_sqlite
+from migrations import sqlite as migrations
 
 MIGRATION_NAMES = [m.name for m in migrations.load()._migrations]
 
@@ -36,27 +35,27 @@ def recorded(path) -> list[tuple[str, str]]:
 
 
 def state(ledger: Ledger) -> tuple[int, tuple[int, str] | None, int]:
-    with closing(raw(ledger.storage.path)) as conn:
+    with closing(raw(ledger.store.path)) as conn:
         cps = conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0]
-    return ledger.size(), ledger.storage.checkpoint(), cps
+    return ledger.size(), ledger.store.checkpoint(), cps
 
 
 # -- pragmas -------------------------------------------------------------------
 
 
 def test_wal_mode_and_synchronous_full(ledger):
-    conn = ledger.storage.conn
+    conn = ledger.store.db.conn
     assert conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     # WAL is a property of the file: a fresh connection sees it too.
-    with closing(raw(ledger.storage.path)) as other:
+    with closing(raw(ledger.store.path)) as other:
         assert other.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
 
 
 def test_missing_database_is_not_created_without_upgrade(tmp_path):
     path = tmp_path / "nope.sqlite"
     with pytest.raises(InstanceError, match="luodi init"):
-        SQLiteStorage(path)
+        open_sqlite(path)
     assert not path.exists()
 
 
@@ -65,7 +64,7 @@ def test_missing_database_is_not_created_without_upgrade(tmp_path):
 
 def test_migrations_recorded_and_applied_once(tmp_path):
     path = tmp_path / "m.sqlite"
-    first = SQLiteStorage(path, upgrade=True)
+    first = open_sqlite(path, upgrade=True)
     try:
         assert first.migrations_applied == MIGRATION_NAMES
         assert "0001_initial" in MIGRATION_NAMES
@@ -74,14 +73,14 @@ def test_migrations_recorded_and_applied_once(tmp_path):
         first.close()
     assert recorded(path) == [("luodi", name) for name in MIGRATION_NAMES]
 
-    again = SQLiteStorage(path, upgrade=True)
+    again = open_sqlite(path, upgrade=True)
     try:
         assert again.migrations_applied == []
-        assert again.upgrade() == []
+        assert again.db.upgrade() == []
     finally:
         again.close()
     assert recorded(path) == [("luodi", name) for name in MIGRATION_NAMES]
-    SQLiteStorage(path).close()  # nothing pending: opens without upgrade
+    open_sqlite(path).close()  # nothing pending: opens without upgrade
 
 
 def _with_extra(monkeypatch, name, fn):
@@ -97,8 +96,8 @@ def _with_extra(monkeypatch, name, fn):
 
 def test_failing_migration_leaves_nothing_and_runs_again(tmp_path, monkeypatch, signer):
     path = tmp_path / "m.sqlite"
-    storage = SQLiteStorage(path, upgrade=True)
-    ledger = Ledger.create(storage, signer, clock=FixedClock())
+    storage = open_sqlite(path, upgrade=True)
+    ledger = Ledger.create(storage.log, REGISTRY, signer, clock=FixedClock())
     ledger.append_batch(notes(5))
     storage.close()
 
@@ -111,7 +110,7 @@ def test_failing_migration_leaves_nothing_and_runs_again(tmp_path, monkeypatch, 
 
     _with_extra(monkeypatch, "0999_broken", broken)
     with pytest.raises(RuntimeError, match="half way"):
-        SQLiteStorage(path, upgrade=True)
+        open_sqlite(path, upgrade=True)
 
     assert "extra" not in table_names(path)
     assert recorded(path) == [("luodi", name) for name in MIGRATION_NAMES]
@@ -121,7 +120,7 @@ def test_failing_migration_leaves_nothing_and_runs_again(tmp_path, monkeypatch, 
         assert conn.execute("SELECT count(*) FROM entries").fetchone()[0] == 6
     # Still pending, so a plain open refuses...
     with pytest.raises(InstanceError, match="db upgrade"):
-        SQLiteStorage(path)
+        open_sqlite(path)
 
     # ...and once fixed it runs next time, exactly once.
     monkeypatch.undo()
@@ -130,10 +129,10 @@ def test_failing_migration_leaves_nothing_and_runs_again(tmp_path, monkeypatch, 
         db.execute("CREATE TABLE extra (x INTEGER)")
 
     _with_extra(monkeypatch, "0999_broken", fixed)
-    storage = SQLiteStorage(path, upgrade=True)
+    storage = open_sqlite(path, upgrade=True)
     try:
         assert storage.migrations_applied == ["0999_broken"]
-        assert verify_log(storage).size == 6
+        assert verify_log(storage.log, REGISTRY).size == 6
     finally:
         storage.close()
     assert "extra" in table_names(path)
@@ -155,7 +154,7 @@ def test_first_migration_failing_on_fresh_db_leaves_no_schema(tmp_path, monkeypa
 
     monkeypatch.setattr(migrations, "load", load)
     with pytest.raises(ValueError):
-        SQLiteStorage(path, upgrade=True)
+        open_sqlite(path, upgrade=True)
     assert "entries" not in table_names(path)
     assert recorded(path) == []
 
@@ -180,18 +179,18 @@ def test_first_migration_failing_on_fresh_db_leaves_no_schema(tmp_path, monkeypa
 )
 def test_triggers_refuse_rewriting_history(ledger, sql):
     ledger.append_batch(notes(4))
-    before = [list(ledger.storage.iter_entries()), list(ledger.storage.iter_checkpoints())]
-    with closing(raw(ledger.storage.path)) as conn:
+    before = [list(ledger.store.iter_entries()), list(ledger.store.iter_checkpoints())]
+    with closing(raw(ledger.store.path)) as conn:
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
             conn.execute(sql)
-    assert [list(ledger.storage.iter_entries()), list(ledger.storage.iter_checkpoints())] == before
-    verify_log(ledger.storage)
+    assert [list(ledger.store.iter_entries()), list(ledger.store.iter_checkpoints())] == before
+    verify_log(ledger.store, REGISTRY)
 
 
 def test_node_hashes_cannot_be_rewritten(ledger):
     """Interior Merkle nodes live with the entries (or in their own table); either way they are append-only."""
     ledger.append_batch(notes(7))
-    with closing(raw(ledger.storage.path)) as conn:
+    with closing(raw(ledger.store.path)) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "nodes" in tables:  # pragma: no cover - the older schema
             statements = ["UPDATE nodes SET hash = zeroblob(32)", "DELETE FROM nodes"]
@@ -200,13 +199,13 @@ def test_node_hashes_cannot_be_rewritten(ledger):
         for sql in statements:
             with pytest.raises(sqlite3.IntegrityError):
                 conn.execute(sql)
-    verify_log(ledger.storage)
+    verify_log(ledger.store, REGISTRY)
 
 
 def test_insert_order_trigger_refuses_gap_and_past(ledger):
     ledger.append_batch(notes(3))  # size 4
     leaf = b"\x11" * 32
-    with closing(raw(ledger.storage.path)) as conn:
+    with closing(raw(ledger.store.path)) as conn:
         for seq in (5, 100, -1):
             with pytest.raises(sqlite3.IntegrityError, match="without gaps"):
                 conn.execute("INSERT INTO entries (seq, leaf_hash, tree, canonical) VALUES (?, ?, X'', X'7b7d')", (seq, leaf))
@@ -256,29 +255,29 @@ def test_failure_inside_the_transaction_rolls_back(ledger, monkeypatch):
     def boom(self, signer):
         raise RuntimeError("signing failed after the rows were staged")
 
-    monkeypatch.setattr("ledger.log.Checkpoint.sign", boom)
+    monkeypatch.setattr("ledger.log.checkpoint.Checkpoint.sign", boom)
     with pytest.raises(RuntimeError, match="signing failed"):
         ledger.append_batch(notes(50, "lost"))
     monkeypatch.undo()
     assert state(ledger) == before
     ledger.append_batch(notes(2, "after"))
     assert ledger.size() == before[0] + 2
-    assert verify_log(ledger.storage).size == before[0] + 2
+    assert verify_log(ledger.store, REGISTRY).size == before[0] + 2
 
 
 def test_storage_failure_on_write_rolls_back(ledger):
     ledger.append_batch(notes(3))
     before = state(ledger)
-    with ledger.storage.append_transaction() as txn:
+    with ledger.store.append_transaction() as txn:
         size, _, _ = txn.tip()
         assert size == before[0]
     with pytest.raises(sqlite3.IntegrityError):
-        with ledger.storage.append_transaction() as txn:
+        with ledger.store.append_transaction() as txn:
             # A checkpoint row that already exists: the entries staged before it must go too.
             leaf = b"\x22" * 32
             txn.write([(size, leaf, b"", b"{}")], (before[1][0], "dup"))
     assert state(ledger) == before
-    verify_log(ledger.storage)
+    verify_log(ledger.store, REGISTRY)
 
 
 def test_empty_batch_refused(ledger):
@@ -318,11 +317,11 @@ def test_append_batch_returns_chained_entries(ledger):
         assert after.prev == before.receipt
     for e in entries:
         assert ledger.entry(e.seq) == e
-        assert ledger.storage.entry_bytes(e.seq) == e.canonical
+        assert ledger.store.entry_bytes(e.seq) == e.canonical
         assert ledger.entry_by_receipt(e.receipt) == e
     assert [e.body["text"] for e in second] == [f"b {i}" for i in range(40)]
     # One checkpoint per batch, at the batch's end, over the root of that size.
-    sizes = [size for size, _ in ledger.storage.iter_checkpoints()]
+    sizes = [size for size, _ in ledger.store.iter_checkpoints()]
     assert sizes == [1, 4, 44, 45]
     cp = open_checkpoint(ledger.checkpoint(), ledger.verifier)
     assert (cp.size, cp.root) == (45, ledger.root())
@@ -363,7 +362,7 @@ def test_time_never_goes_backwards(make_ledger):
         ["2026-05-01T12:00:11.500Z"] * 3,
         ["2026-05-01T12:00:11.500Z"] * 3,
     ]
-    verify_log(ledger.storage)
+    verify_log(ledger.store, REGISTRY)
 
 
 @pytest.mark.parametrize(
@@ -392,11 +391,11 @@ def test_bad_clock_value_refused(ledger, bad_time):
 
 
 def test_bad_clock_refused_for_genesis(tmp_path, signer):
-    storage = SQLiteStorage(tmp_path / "g.sqlite", upgrade=True)
+    storage = open_sqlite(tmp_path / "g.sqlite", upgrade=True)
     try:
         with pytest.raises(InvalidEntry):
-            Ledger.create(storage, signer, clock=lambda: "yesterday")
-        assert storage.size() == 0
-        assert storage.checkpoint() is None
+            Ledger.create(storage.log, REGISTRY, signer, clock=lambda: "yesterday")
+        assert storage.log.size() == 0
+        assert storage.log.checkpoint() is None
     finally:
         storage.close()

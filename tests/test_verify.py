@@ -17,16 +17,16 @@ import sqlite3
 from contextlib import closing
 
 import pytest
-from conftest import ORIGIN, FixedClock, notes
+from conftest import ORIGIN, REGISTRY, FixedClock, notes, open_ledger
 
-from ledger import Ledger
-from ledger.checkpoint import Checkpoint
-from ledger.entry import body_bytes, seal
+from ledger.log.ledger import Ledger
+from ledger.log.checkpoint import Checkpoint
+from ledger.log.entry import body_bytes, seal
 from ledger.errors import LogCorrupted, MalformedNote
-from ledger.merkle import EMPTY_ROOT, Frontier
-from ledger.note import Signer
-from ledger.storage import SQLiteStorage
-from ledger.verify import verify_log
+from ledger.log.merkle import EMPTY_ROOT, Frontier
+from ledger.log.note import Signer
+from ledger.stores.sqlite import open_sqlite
+from ledger.log.verify import verify_log
 
 BATCHES = [50, 37, 63, 50]  # with the genesis: checkpoints at 1, 51, 88, 151, 201
 SIZE = 1 + sum(BATCHES)
@@ -47,7 +47,7 @@ def built(make_ledger):
 
 
 def open_raw(ledger: Ledger) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(ledger.storage.path), isolation_level=None)
+    conn = sqlite3.connect(str(ledger.store.path), isolation_level=None)
     for name in TRIGGERS:
         conn.execute(f"DROP TRIGGER IF EXISTS {name}")
     return conn
@@ -251,7 +251,7 @@ def _forge_next(conn, ledger, text="forged"):
         frontier.append(h)
     last = ledger.entry(len(rows) - 1)
     body = {"text": text}
-    entry = seal(len(rows), last.receipt, last.time, "note", body, body_bytes("note", body))
+    entry = seal(len(rows), last.receipt, last.time, "note", body, body_bytes("note", body, REGISTRY))
     made = frontier.append(entry.leaf_hash)
     conn.execute(
         "INSERT INTO entries VALUES (?, ?, ?, ?)",
@@ -283,7 +283,7 @@ def t_genesis_other_key(conn, ledger):
 def t_second_genesis(conn, ledger):
     g = ledger.genesis
     e = ledger.entry(100)
-    forged = seal(100, e.prev, e.time, "genesis", g.body, body_bytes("genesis", g.body))
+    forged = seal(100, e.prev, e.time, "genesis", g.body, body_bytes("genesis", g.body, REGISTRY))
     conn.execute("UPDATE entries SET canonical = ?, leaf_hash = ? WHERE seq = 100", (forged.canonical, forged.leaf_hash))
 
 
@@ -326,18 +326,18 @@ CASES = [
 
 @pytest.mark.parametrize(("tamper", "seq", "detail"), CASES, ids=[c[0].__name__[2:] for c in CASES])
 def test_tampering_caught_at_seq(built, tamper, seq, detail):
-    verify_log(built.storage)  # clean before
+    verify_log(built.store, REGISTRY)  # clean before
     with closing(open_raw(built)) as conn:
         tamper(conn, built)
     with pytest.raises(LogCorrupted) as info:
-        verify_log(built.storage)
+        verify_log(built.store, REGISTRY)
     assert info.value.seq == seq, str(info.value)
     assert re.search(detail, info.value.detail), info.value.detail
     assert info.value.detail.startswith(f"seq {seq}: ")
     assert info.value.problem()["seq"] == seq
     # Pinning the right key does not make a tampered log pass either.
     with pytest.raises(LogCorrupted):
-        verify_log(built.storage, built.signer.verifier.to_string())
+        verify_log(built.store, REGISTRY, built.signer.verifier.to_string())
 
 
 def test_node_tamper_is_inside_the_covered_range(built):
@@ -346,36 +346,36 @@ def test_node_tamper_is_inside_the_covered_range(built):
         with closing(open_raw(built)) as conn:
             set_node(conn, level, index)
             with pytest.raises(LogCorrupted) as info:
-                verify_log(built.storage)
+                verify_log(built.store, REGISTRY)
             set_node(conn, level, index)  # flipping the same bit again restores it
         assert lo <= info.value.seq <= hi
         assert info.value.seq == hi
-        verify_log(built.storage)
+        verify_log(built.store, REGISTRY)
 
 
 def test_dropping_triggers_alone_is_not_tampering(built):
     with closing(open_raw(built)):
         pass
-    assert verify_log(built.storage).size == SIZE
+    assert verify_log(built.store, REGISTRY).size == SIZE
 
 
 def test_clean_log_report(built):
-    report = verify_log(built.storage)
+    report = verify_log(built.store, REGISTRY)
     assert report.size == SIZE == built.size()
     assert report.root == built.root() == built.latest_checkpoint().root
     assert report.checkpoints == len(CHECKPOINTS)
-    assert [s for s, _ in built.storage.iter_checkpoints()] == CHECKPOINTS
+    assert [s for s, _ in built.store.iter_checkpoints()] == CHECKPOINTS
     assert report.origin == ORIGIN
     assert report.log_key == built.signer.verifier.to_string()
     # Pinning the right key, as a string or a Verifier, gives the same report.
-    assert verify_log(built.storage, built.signer.verifier.to_string()) == report
-    assert verify_log(built.storage, built.signer.verifier) == report
+    assert verify_log(built.store, REGISTRY, built.signer.verifier.to_string()) == report
+    assert verify_log(built.store, REGISTRY, built.signer.verifier) == report
 
 
 def test_report_follows_growth(built):
-    before = verify_log(built.storage)
+    before = verify_log(built.store, REGISTRY)
     built.append("note", {"text": "one more"})
-    after = verify_log(built.storage)
+    after = verify_log(built.store, REGISTRY)
     assert (after.size, after.checkpoints) == (before.size + 1, before.checkpoints + 1)
     assert after.root == built.root() != before.root
 
@@ -385,30 +385,30 @@ def test_pinning_another_key_fails_at_genesis(built, other_name):
     other = Signer.generate(other_name).verifier
     for pinned in (other.to_string(), other):
         with pytest.raises(LogCorrupted) as info:
-            verify_log(built.storage, pinned)
+            verify_log(built.store, REGISTRY, pinned)
         assert info.value.seq == 0
         assert "pinned" in info.value.detail
 
 
 def test_pinning_a_malformed_key_is_refused(built):
     with pytest.raises(MalformedNote):
-        verify_log(built.storage, "not a key")
+        verify_log(built.store, REGISTRY, "not a key")
 
 
 def test_empty_store_verifies_as_empty(tmp_path):
-    storage = SQLiteStorage(tmp_path / "empty.sqlite", upgrade=True)
+    stores = open_sqlite(tmp_path / "empty.sqlite", upgrade=True)
     try:
-        report = verify_log(storage)
+        report = verify_log(stores.log, REGISTRY)
         assert (report.size, report.root, report.checkpoints) == (0, EMPTY_ROOT, 0)
     finally:
-        storage.close()
+        stores.close()
 
 
 def test_verification_sees_one_snapshot_while_another_process_appends(built, monkeypatch, signer):
     """Appends committed by another connection mid-verification are not half-seen."""
-    other = SQLiteStorage(built.storage.path)
-    writer = Ledger(other, signer, clock=FixedClock(1_800_000_000_000))
-    real_iter = built.storage.iter_entries
+    writer = open_ledger(built.store.path, signer, clock=FixedClock(1_800_000_000_000))
+    other = writer.store
+    real_iter = built.store.iter_entries
     appended = []
 
     def iter_entries(start=0):
@@ -417,14 +417,14 @@ def test_verification_sees_one_snapshot_while_another_process_appends(built, mon
                 appended.extend(writer.append_batch(notes(30, "concurrent")))
             yield row
 
-    monkeypatch.setattr(built.storage, "iter_entries", iter_entries)
+    monkeypatch.setattr(built.store, "iter_entries", iter_entries)
     try:
-        report = verify_log(built.storage)
+        report = verify_log(built.store, REGISTRY)
         assert len(appended) == 30
         assert report.size == SIZE
         assert report.checkpoints == len(CHECKPOINTS)
         monkeypatch.undo()
-        assert verify_log(built.storage).size == SIZE + 30
+        assert verify_log(built.store, REGISTRY).size == SIZE + 30
     finally:
         other.close()
 
@@ -437,18 +437,17 @@ BIG_BATCH = 1000
 @pytest.fixture(scope="module")
 def big_log(tmp_path_factory):
     """A clean log of more than two verification chunks, built once; tests get copies."""
-    from ledger.verify import CHUNK
+    from ledger.log.verify import CHUNK
 
     signer = Signer.generate(ORIGIN)
     path = tmp_path_factory.mktemp("big") / "big.sqlite"
-    storage = SQLiteStorage(path, upgrade=True)
-    ledger = Ledger.create(storage, signer, clock=FixedClock())
+    ledger = open_ledger(path, signer, create=True, clock=FixedClock())
     n = 0
     while ledger.size() < 2 * CHUNK + 500:
         ledger.append_batch(notes(BIG_BATCH, f"big{n}"))
         n += 1
     size = ledger.size()
-    storage.close()  # checkpoints the WAL into the file, so a plain copy is whole
+    ledger.store.close()  # checkpoints the WAL into the file, so a plain copy is whole
     return path, signer, size, CHUNK
 
 
@@ -459,18 +458,19 @@ def big(big_log, tmp_path):
     path, signer, size, chunk = big_log
     copy = tmp_path / "big.sqlite"
     shutil.copyfile(path, copy)
-    storage = SQLiteStorage(copy)
-    yield Ledger(storage, signer), size, chunk
-    storage.close()
+    ledger = open_ledger(copy, signer)
+    yield ledger, size, chunk
+    ledger.store.close()
 
 
 def _rewrite(conn, seq, **changes):
     """Re-seal entry ``seq`` with some envelope fields changed, and store it rehashed."""
-    from ledger.entry import parse_entry
+    from ledger.log.entry import parse_entry
 
-    e = parse_entry(canonical(conn, seq))
+    e = parse_entry(canonical(conn, seq), REGISTRY)
     fields = {"prev": e.prev, "time": e.time, "kind": e.kind, "body": e.body, **changes}
-    forged = seal(seq, fields["prev"], fields["time"], fields["kind"], fields["body"], body_bytes(fields["kind"], fields["body"]))
+    data = body_bytes(fields["kind"], fields["body"], REGISTRY)
+    forged = seal(seq, fields["prev"], fields["time"], fields["kind"], fields["body"], data)
     put_entry(conn, seq, forged.canonical, rehash=True)
 
 
@@ -562,8 +562,8 @@ BIG_CASES = [
 
 def test_big_clean_log_verifies_with_and_without_workers(big):
     ledger, size, _ = big
-    one = verify_log(ledger.storage, workers=1)
-    two = verify_log(ledger.storage, workers=2)
+    one = verify_log(ledger.store, REGISTRY, workers=1)
+    two = verify_log(ledger.store, REGISTRY, workers=2)
     assert one == two
     assert one.size == size == ledger.size()
     assert one.root == ledger.root() == ledger.latest_checkpoint().root
@@ -578,7 +578,7 @@ def test_big_log_tampering_same_seq_with_workers(big, tamper):
     found = []
     for workers in (1, 2):
         with pytest.raises(LogCorrupted) as info:
-            verify_log(ledger.storage, workers=workers)
+            verify_log(ledger.store, REGISTRY, workers=workers)
         found.append((info.value.seq, info.value.detail))
     assert found[0] == found[1]
     assert found[0][0] == seq, found[0][1]
@@ -589,12 +589,12 @@ def test_changed_column_types_are_reported_at_their_seq(make_ledger, column, val
     """SQLite is dynamically typed: a tamperer can store text or a number where bytes belong."""
     ledger = make_ledger()
     ledger.append_batch(notes(10))
-    path = ledger.storage.path
+    path = ledger.store.path
     raw = sqlite3.connect(path)
     raw.execute("DROP TRIGGER entries_no_update")
     raw.execute(f"UPDATE entries SET {column} = ? WHERE seq = 5", (value,))
     raw.commit()
     raw.close()
     with pytest.raises(LogCorrupted) as info:
-        verify_log(ledger.storage, workers=1)
+        verify_log(ledger.store, REGISTRY, workers=1)
     assert info.value.seq == 5

@@ -4,14 +4,12 @@ carries from one commit to the next even when other processes append between."""
 from __future__ import annotations
 
 import pytest
-from conftest import notes
+from conftest import REGISTRY, notes, open_ledger
 
-import ledger.log as log_module
-from ledger import Ledger
+import ledger.log.ledger as log_module
 from ledger.errors import NotFound
-from ledger.merkle import verify_inclusion
-from ledger.storage import SQLiteStorage
-from ledger.verify import verify_log
+from ledger.log.merkle import verify_inclusion
+from ledger.log.verify import verify_log
 
 
 @pytest.mark.parametrize("start", [1, 2, 3, 5, 8, 13, 31, 32, 33, 64])
@@ -54,7 +52,7 @@ def test_writer_proof_refuses_entries_it_did_not_append(ledger, seq):
 
 def test_frontier_carried_across_commits_of_two_processes(make_ledger, signer, monkeypatch):
     a = make_ledger()
-    b = Ledger(SQLiteStorage(a.storage.path), signer)
+    b = open_ledger(a.store.path, signer)
     try:
         a.append_batch(notes(5, "a0"))
         b.append_batch(notes(3, "b0"))  # b has no frontier yet: reads the peaks
@@ -63,11 +61,11 @@ def test_frontier_carried_across_commits_of_two_processes(make_ledger, signer, m
         monkeypatch.setattr(log_module, "FRONTIER_CATCH_UP", 2)
         b.append_batch(notes(4, "b2"))  # b is 1 behind: extends
         a.append("note", {"text": "a2"})  # a is 5 behind, more than 2: reads the peaks
-        report = verify_log(a.storage)  # every stored node and checkpoint root is right
+        report = verify_log(a.store, REGISTRY)  # every stored node and checkpoint root is right
         assert report.size == 1 + 5 + 3 + 2 + 1 + 4 + 1
         assert a.root() == b.root()
     finally:
-        b.storage.close()
+        b.store.close()
 
 
 def test_a_rolled_back_writer_leaves_the_carried_frontier_alone(ledger):
@@ -77,4 +75,4 @@ def test_a_rolled_back_writer_leaves_the_carried_frontier_alone(ledger):
             w.append("note", {"text": "never"})
             raise RuntimeError("abort")
     ledger.append("note", {"text": "two"})
-    assert verify_log(ledger.storage).size == 3
+    assert verify_log(ledger.store, REGISTRY).size == 3

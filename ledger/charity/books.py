@@ -1,0 +1,208 @@
+"""The books: the accounting rules that need the log so far, over an index kept beside it.
+
+For every entry appended, :meth:`Books.apply` checks the contextual rules
+(the charity and project exist; a threshold of the charity's current keys
+signed; the nonce is new and ``signed_at`` is within the window of the entry's
+time; the project's balance covers a disbursement and the donation's unspent
+money covers a refund) and updates the index, through the books-store
+protocol (:class:`ledger.charity.store.BooksView`), in the same transaction
+as the entry, so a refusal writes nothing.  Disbursements are allocated with
+:func:`ledger.charity.allocation.allocate_fifo`, the same function an
+auditor's :func:`ledger.charity.allocation.trace_fifo` uses.
+
+:class:`BooksHook` is how the books plug into the log: the
+:class:`ledger.log.ledger.Ledger` runs it inside every append.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+from ..errors import Conflict, InvalidInput, MalformedNote, NotFound, Overspend, Replay, SignatureError
+from ..log.canonical import canonical_bytes
+from ..log.clock import parse_time
+from ..log.entry import Entry
+from ..log.hook import AppendHook, OpenHook
+from ..log.note import Verifier, b64decode_strict
+from ..log.store import LogTxn
+from .allocation import allocate_fifo
+from .kinds import DISBURSEMENT, KEYS_ROTATED
+from .store import BooksStore, BooksView, Charity, Project
+
+DEFAULT_WINDOW_SECONDS = 600
+
+
+def check_signatures(payload: dict, sigs: list[dict], charity: Charity, owner_of) -> None:
+    """At least ``threshold`` distinct current keys of ``charity`` signed the canonical payload.
+
+    Every listed signature must be valid and by a current key: a key of
+    another charity, a key counted twice or a bad signature refuses the whole.
+    """
+    data = canonical_bytes(payload)
+    current = {Verifier.from_string(k).public_key for k in charity.keys}
+    seen: set[bytes] = set()
+    for i, sig in enumerate(sigs):
+        verifier = Verifier.from_string(sig["key"])
+        if verifier.public_key in seen:
+            raise SignatureError(f"signature {i}: the same key signed twice")
+        seen.add(verifier.public_key)
+        if verifier.public_key not in current:
+            owner = owner_of(verifier.public_key)
+            if owner is not None and owner != charity.charity:
+                raise SignatureError(f"signature {i} is by a key of charity {owner}, not {charity.charity}")
+            raise SignatureError(f"signature {i} is not by a current key of charity {charity.charity}")
+        try:
+            raw = b64decode_strict(sig["signature"], f"signature {i}")
+        except MalformedNote as exc:
+            raise SignatureError(exc.detail) from exc
+        if len(raw) != 64 or not verifier.verify(data, raw):
+            raise SignatureError(f"signature {i} by {verifier.name} does not verify over the payload")
+    if len(seen) < charity.threshold:
+        raise SignatureError(f"{len(seen)} distinct key(s) signed; charity {charity.charity} needs {charity.threshold}")
+
+
+class Books(OpenHook):
+    """The rules, applied to one books view (in an append, or in an auditor's replay)."""
+
+    def __init__(self, view: BooksView, window_seconds: int = DEFAULT_WINDOW_SECONDS):
+        self.view = view
+        self.window = _dt.timedelta(seconds=window_seconds)
+
+    def applied(self) -> int:
+        return self.view.applied()
+
+    def mark_applied(self, seq: int) -> None:
+        self.view.mark_applied(seq)
+
+    def apply(self, entry: Entry) -> None:
+        """Check ``entry`` against the books and record it; raise to refuse it."""
+        handler = _HANDLERS.get(entry.kind)
+        if handler is not None:
+            handler(self, entry, entry.body)
+            project = entry.body.get("project") or entry.body.get("payload", {}).get("project")
+            if project is not None:
+                self.view.add_project_entry(project, entry.seq)
+
+    # -- what the rules need ------------------------------------------------------------
+
+    def _need_charity(self, charity: str) -> Charity:
+        found = self.view.charity(charity)
+        if found is None:
+            raise NotFound(f"no charity {charity!r}")
+        return found
+
+    def _need_open_project(self, project: str, currency: str | None = None) -> Project:
+        found = self.view.project(project)
+        if found is None:
+            raise NotFound(f"no project {project!r}")
+        if found.closed:
+            raise Conflict(f"project {project!r} is closed")
+        if currency is not None and currency != found.currency:
+            raise InvalidInput(f"project {project!r} takes {found.currency}, not {currency}")
+        return found
+
+    def _claim_keys(self, charity: str, keys) -> None:
+        for key in keys:
+            public = Verifier.from_string(key).public_key
+            owner = self.view.owner_of(public)
+            if owner is not None and owner != charity:
+                raise Conflict(f"key {key.split('+')[0]} is registered to charity {owner}")
+            if owner is None:
+                self.view.claim_key(public, charity)
+
+    def _check_signed(self, entry: Entry, payload: dict, sigs: list[dict], charity: Charity) -> None:
+        check_signatures(payload, sigs, charity, self.view.owner_of)
+        signed_at = parse_time(payload["signed_at"])
+        if abs(parse_time(entry.time) - signed_at) > self.window:
+            raise SignatureError(
+                f"signed_at {payload['signed_at']} is more than {int(self.window.total_seconds())}s "
+                f"from the entry time {entry.time}"
+            )
+        if not self.view.use_nonce(charity.charity, payload["nonce"]):
+            raise Replay(f"nonce {payload['nonce']!r} was already used by charity {charity.charity}")
+
+    # -- one rule per kind ----------------------------------------------------------------
+
+    def _charity_registered(self, entry: Entry, body: dict) -> None:
+        if self.view.charity(body["charity"]) is not None:
+            raise Conflict(f"charity {body['charity']!r} is already registered")
+        self._claim_keys(body["charity"], body["keys"])
+        self.view.add_charity(body["charity"], body["name"], body["keys"], body["threshold"], entry.seq)
+
+    def _charity_keys_rotated(self, entry: Entry, body: dict) -> None:
+        payload = body["payload"]
+        assert payload["action"] == KEYS_ROTATED
+        charity = self._need_charity(payload["charity"])
+        self._check_signed(entry, payload, body["signatures"], charity)
+        self._claim_keys(charity.charity, payload["keys"])
+        self.view.set_keys(charity.charity, payload["keys"], payload["threshold"])
+
+    def _project_opened(self, entry: Entry, body: dict) -> None:
+        if self.view.project(body["project"]) is not None:
+            raise Conflict(f"project {body['project']!r} already exists")
+        self._need_charity(body["charity"])
+        self.view.add_project(body["project"], body["charity"], body["currency"], entry.seq)
+
+    def _donation(self, entry: Entry, body: dict) -> None:
+        self._need_open_project(body["project"], body["currency"])
+        if not self.view.add_intake_key(body["intake_key"], entry.leaf_hash):
+            raise Conflict(f"intake key {body['intake_key']!r} was already used")
+        self.view.add_donation(entry.leaf_hash, entry.seq, body["project"], body["amount"])
+
+    def _disbursement(self, entry: Entry, body: dict) -> None:
+        payload = body["payload"]
+        assert payload["action"] == DISBURSEMENT
+        project = self.view.project(payload["project"])
+        if project is not None and project.charity != payload["charity"]:
+            raise SignatureError(
+                f"project {project.project!r} belongs to charity {project.charity}, not {payload['charity']}"
+            )
+        project = self._need_open_project(payload["project"], payload["currency"])
+        charity = self._need_charity(payload["charity"])
+        self._check_signed(entry, payload, body["signatures"], charity)
+        if payload["amount"] > project.balance:
+            raise Overspend(
+                f"disbursement of {payload['amount']} exceeds project {project.project!r} balance {project.balance}"
+            )
+        for receipt, take in allocate_fifo(self.view.unspent(project.project), payload["amount"]):
+            self.view.spend(receipt, entry.leaf_hash, take, entry.seq)
+        self.view.add_spent(project.project, payload["amount"])
+
+    def _refund(self, entry: Entry, body: dict) -> None:
+        donation = self.view.donation(bytes.fromhex(body["donation"]))
+        if donation is None:
+            raise NotFound(f"no donation with receipt {body['donation']}")
+        if donation.project != body["project"]:
+            raise InvalidInput(f"donation {body['donation']} belongs to project {donation.project!r}")
+        if body["currency"] != donation.currency:
+            raise InvalidInput(f"project {donation.project!r} takes {donation.currency}, not {body['currency']}")
+        if body["amount"] > donation.unspent:
+            raise Overspend(f"refund of {body['amount']} exceeds the donation's unspent {donation.unspent}")
+        self.view.refund(bytes.fromhex(body["donation"]), donation.project, body["amount"])
+
+    def _project_closed(self, entry: Entry, body: dict) -> None:
+        self._need_open_project(body["project"])
+        self.view.close_project(body["project"], entry.seq)
+
+
+_HANDLERS = {
+    "charity.registered": Books._charity_registered,
+    KEYS_ROTATED: Books._charity_keys_rotated,
+    "project.opened": Books._project_opened,
+    "donation": Books._donation,
+    DISBURSEMENT: Books._disbursement,
+    "refund": Books._refund,
+    "project.closed": Books._project_closed,
+}
+
+
+class BooksHook(AppendHook):
+    """The books as the log's append hook: each append opens :class:`Books` on the
+    books store, inside the append's own transaction."""
+
+    def __init__(self, store: BooksStore, window_seconds: int = DEFAULT_WINDOW_SECONDS):
+        self.store = store
+        self.window_seconds = window_seconds
+
+    def open(self, txn: LogTxn) -> Books:
+        return Books(self.store.in_transaction(txn), self.window_seconds)

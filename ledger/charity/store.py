@@ -1,0 +1,226 @@
+"""The charity personality's storage protocols: the books store and the token store.
+
+The books are an index derived from the log (charities and their keys,
+projects and their totals, donations and what spent them, used nonces and
+intake keys, each project's entries), plus one table that is not derived:
+``donor_private``, what the intake sent about a donor and the receipt salt,
+which can be erased without touching the chain.
+
+- :class:`BooksView` is what the rules (:mod:`ledger.charity.books`) and the
+  service read and write.  A driver hands one out bound to the log's append
+  transaction (:meth:`BooksStore.in_transaction`), so an entry and its index
+  rows commit or roll back together, and one for reads
+  (:meth:`BooksStore.view`), which inside the log store's ``snapshot()`` sees
+  the same state as the log.
+- :class:`TokenStore` keeps bearer-token hashes, in transactions of its own.
+
+Receipts and keys are ``bytes`` here (a leaf hash, a raw Ed25519 public key).
+:data:`DERIVED` names the rows of every derived table, as
+:meth:`BooksView.derived` returns them; an auditor compares them with its own
+replay (:mod:`ledger.charity.audit`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ..log.store import LogStore, LogTxn
+
+# Every derived table, with the fields of its rows, key fields first.
+DERIVED: dict[str, tuple[str, ...]] = {
+    "charities": ("charity", "name", "keys", "threshold", "seq"),
+    "charity_keys": ("public_key", "charity"),
+    "projects": ("project", "charity", "currency", "seq", "closed_seq", "raised", "spent", "refunded", "donations"),
+    "donations": ("receipt", "seq", "project", "amount", "spent", "refunded"),
+    "allocations": ("donation", "disbursement", "amount", "seq"),
+    "nonces": ("charity", "nonce"),
+    "intake_keys": ("intake_key", "receipt"),
+    "project_entries": ("project", "seq"),
+}
+
+
+@dataclass(frozen=True)
+class Charity:
+    charity: str
+    name: str
+    keys: tuple[str, ...]
+    threshold: int
+
+
+@dataclass(frozen=True)
+class Project:
+    project: str
+    charity: str
+    currency: str
+    seq: int
+    closed: bool
+    raised: int
+    spent: int
+    refunded: int
+    donations: int
+
+    @property
+    def balance(self) -> int:
+        return self.raised - self.spent - self.refunded
+
+
+@dataclass(frozen=True)
+class Donation:
+    receipt: str
+    seq: int
+    project: str
+    amount: int
+    spent: int
+    refunded: int
+    currency: str
+
+    @property
+    def unspent(self) -> int:
+        return self.amount - self.spent - self.refunded
+
+
+class BooksView(ABC):
+    # -- how far the books follow the log -------------------------------------------
+
+    @abstractmethod
+    def applied(self) -> int:
+        """The last seq the books have applied (-1 for none)."""
+
+    @abstractmethod
+    def mark_applied(self, seq: int) -> None: ...
+
+    # -- reads -------------------------------------------------------------------------
+
+    @abstractmethod
+    def charity(self, charity: str) -> Charity | None: ...
+
+    @abstractmethod
+    def owner_of(self, public_key: bytes) -> str | None:
+        """The charity a key is registered to (keys stay claimed after a rotation)."""
+
+    @abstractmethod
+    def project(self, project: str) -> Project | None: ...
+
+    @abstractmethod
+    def projects(self) -> list[Project]:
+        """Every project, in the order they were opened."""
+
+    @abstractmethod
+    def donation(self, receipt: bytes) -> Donation | None: ...
+
+    @abstractmethod
+    def allocations_of(self, receipt: bytes) -> list[tuple[str, int]]:
+        """(disbursement receipt, amount) that spent this donation, in log order."""
+
+    @abstractmethod
+    def project_seqs(self, project: str, start: int, limit: int) -> list[int]: ...
+
+    @abstractmethod
+    def intake(self, intake_key: str) -> bytes | None:
+        """The receipt of the donation recorded with this intake key."""
+
+    @abstractmethod
+    def unspent(self, project: str) -> Iterator[tuple[bytes, int]]:
+        """(receipt, unspent) of the project's donations that hold money, oldest first."""
+
+    @abstractmethod
+    def private(self, receipt: bytes) -> tuple[bytes, bytes, str | None] | None:
+        """(salt, request fingerprint, personal data as JSON text) of a donation."""
+
+    @abstractmethod
+    def derived(self, table: str) -> list[tuple]:
+        """Every row of a derived table (:data:`DERIVED`), sorted."""
+
+    # -- writes (inside an append) -------------------------------------------------------
+
+    @abstractmethod
+    def add_charity(self, charity: str, name: str, keys: list[str], threshold: int, seq: int) -> None: ...
+
+    @abstractmethod
+    def set_keys(self, charity: str, keys: list[str], threshold: int) -> None: ...
+
+    @abstractmethod
+    def claim_key(self, public_key: bytes, charity: str) -> None:
+        """Register a key to a charity (a key already its own is left as it is)."""
+
+    @abstractmethod
+    def use_nonce(self, charity: str, nonce: str) -> bool:
+        """Record a nonce; False if the charity has used it before."""
+
+    @abstractmethod
+    def add_project(self, project: str, charity: str, currency: str, seq: int) -> None: ...
+
+    @abstractmethod
+    def close_project(self, project: str, seq: int) -> None: ...
+
+    @abstractmethod
+    def add_intake_key(self, intake_key: str, receipt: bytes) -> bool:
+        """Record an intake key; False if it was used before."""
+
+    @abstractmethod
+    def add_donation(self, receipt: bytes, seq: int, project: str, amount: int) -> None:
+        """Record a donation and add it to its project's raised total and count."""
+
+    @abstractmethod
+    def spend(self, donation: bytes, disbursement: bytes, amount: int, seq: int) -> None:
+        """Allocate ``amount`` of a donation to a disbursement."""
+
+    @abstractmethod
+    def add_spent(self, project: str, amount: int) -> None: ...
+
+    @abstractmethod
+    def refund(self, donation: bytes, project: str, amount: int) -> None: ...
+
+    @abstractmethod
+    def add_project_entry(self, project: str, seq: int) -> None: ...
+
+    @abstractmethod
+    def put_private(self, receipt: bytes, salt: bytes, fingerprint: bytes, personal: str | None) -> None: ...
+
+
+class BooksStore(ABC):
+    @abstractmethod
+    def view(self) -> BooksView:
+        """The committed books, for reads (consistent with the log inside its snapshot)."""
+
+    @abstractmethod
+    def in_transaction(self, txn: LogTxn) -> BooksView:
+        """The books inside the log's open append transaction ``txn`` (of the same driver)."""
+
+    @abstractmethod
+    def erase_private(self, receipt: bytes) -> bool:
+        """Delete a donation's private row, in a transaction of its own, and make
+        it unrecoverable from the files; False if there was none."""
+
+
+class TokenStore(ABC):
+    """Bearer tokens, kept only as hashes."""
+
+    @abstractmethod
+    def add(self, token_hash: bytes, role: str, charity: str | None, created: str) -> None: ...
+
+    @abstractmethod
+    def get(self, token_hash: bytes) -> tuple[bytes, str, str | None] | None:
+        """(hash, role, charity) of a token, looked up by its hash."""
+
+    @abstractmethod
+    def all(self) -> list[tuple[bytes, str, str | None, str]]:
+        """Every token as (hash, role, charity, created), oldest first."""
+
+    @abstractmethod
+    def remove(self, token_hash: bytes) -> bool:
+        """Delete a token (revocation); False if there was none."""
+
+
+@dataclass
+class Stores:
+    """One driver's stores for a charity ledger."""
+
+    log: LogStore
+    books: BooksStore
+    tokens: TokenStore
+
+    def close(self) -> None:
+        self.log.close()

@@ -1,0 +1,90 @@
+"""Bearer tokens for the write side of the API: printed once, stored only as SHA-256 hashes.
+
+An ``admin`` token registers charities and opens projects.  An ``intake``
+token (the payment platform) records donations and refunds; scoped to a
+charity, it may only touch that charity's projects.  A token is named by its
+id, the first 12 hex digits of its hash (which says nothing of the token),
+and revoking it deletes its row: the next request with it is a 401.
+Reading the token from a request (``Authorization: Bearer``) is the edge's
+job (``api/auth.py``); tokens are kept by a :class:`~ledger.charity.store.TokenStore`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from ..errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from ..log.clock import utc_now
+from .store import TokenStore
+
+ROLES = ("admin", "intake")
+PREFIX = "luodi_"
+ID_HEX = 12  # a token's id: the first hex digits of its hash
+
+
+@dataclass(frozen=True)
+class Grant:
+    role: str
+    charity: str | None
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+def create_token(tokens: TokenStore, role: str, charity: str | None = None) -> str:
+    """Store a new token's hash; return the token (the only time it exists in clear)."""
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+    if charity is not None and role != "intake":
+        raise InvalidInput("only intake tokens are scoped to a charity")
+    token = PREFIX + secrets.token_urlsafe(32)
+    tokens.add(token_hash(token), role, charity, utc_now())
+    return token
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    id: str
+    role: str
+    charity: str | None
+    created: str
+
+
+def list_tokens(tokens: TokenStore) -> list[TokenInfo]:
+    return [TokenInfo(h.hex()[:ID_HEX], role, charity, created) for h, role, charity, created in tokens.all()]
+
+
+def revoke_token(tokens: TokenStore, token_id: str) -> TokenInfo:
+    """Delete the token whose id is ``token_id`` (its id, or a longer prefix of its hash)."""
+    if not isinstance(token_id, str) or len(token_id) < ID_HEX or token_id.strip("0123456789abcdef"):
+        raise InvalidInput(f"a token id is at least {ID_HEX} lowercase hex digits (see 'luodi token list')")
+    found = [row for row in tokens.all() if row[0].hex().startswith(token_id)]
+    if len(found) > 1:
+        raise Conflict(f"{len(found)} tokens have ids starting {token_id}: give more digits")
+    if not found or not tokens.remove(found[0][0]):  # gone already, perhaps revoked at the same moment
+        raise NotFound(f"no token with id {token_id}")
+    h, role, charity, created = found[0]
+    return TokenInfo(h.hex()[:ID_HEX], role, charity, created)
+
+
+def authenticate(tokens: TokenStore, token: str | None) -> Grant:
+    """The grant of a bearer token, or :class:`Unauthorized`."""
+    if not token:
+        raise Unauthorized("a bearer token is required")
+    digest = token_hash(token)
+    row = tokens.get(digest)
+    # The lookup is by hash, so timing reveals nothing of the token; compare anyway.
+    if row is None or not hmac.compare_digest(row[0], digest):
+        raise Unauthorized("the bearer token is not valid")
+    return Grant(row[1], row[2])
+
+
+def require(grant: Grant, role: str, charity: str | None = None) -> None:
+    if grant.role != role and grant.role != "admin":
+        raise Forbidden(f"this needs an {role} token")
+    if grant.charity is not None and charity is not None and grant.charity != charity:
+        raise Forbidden(f"this token may not act for charity {charity}")

@@ -1,0 +1,110 @@
+"""Shape checks for entry bodies: one set of validators for every kind, the log's and a personality's.
+
+A check is ``check(value, path)`` and raises :class:`InvalidEntry` naming the
+JSON path (``$.payload.amount: must be ...``).  :func:`fields` checks an
+object member by member and refuses unknown and missing members.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections.abc import Callable
+
+from ..errors import InvalidEntry
+from .clock import check_time
+
+Check = Callable[[object, str], None]
+
+HEX64 = re.compile(r"[0-9a-f]{64}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def fail(path: str, why: str):
+    raise InvalidEntry(f"{path}: {why}")
+
+
+def is_hex64(value) -> bool:
+    """64 lowercase hex digits: a receipt (leaf) hash, a ``prev`` link, a SHA-256 in hex."""
+    return type(value) is str and HEX64.fullmatch(value) is not None
+
+
+def fields(obj, path: str, required: dict[str, Check], optional: dict[str, Check] | None = None) -> None:
+    """Check an object member by member; refuse unknown and missing members."""
+    optional = optional or {}
+    if type(obj) is not dict:
+        fail(path, "must be an object")
+    unknown = set(obj) - set(required) - set(optional)
+    if unknown:
+        fail(path, f"unknown field(s) {', '.join(sorted(unknown))}")
+    for name, check in required.items():
+        if name not in obj:
+            fail(path, f"missing field {name}")
+        check(obj[name], f"{path}.{name}")
+    for name, check in optional.items():
+        if name in obj:
+            check(obj[name], f"{path}.{name}")
+
+
+def anything(value, path) -> None:
+    """Any value (for a member another check looks at as a whole)."""
+
+
+def hex64(value, path):
+    if not is_hex64(value):
+        fail(path, "must be 64 lowercase hex digits")
+
+
+def string(value, path):
+    if type(value) is not str:
+        fail(path, "must be a string")
+
+
+def text(limit: int) -> Check:
+    def check(value, path):
+        if type(value) is not str or not value.strip() or len(value) > limit:
+            fail(path, f"must be non-empty text of at most {limit} characters")
+
+    return check
+
+
+def date(value, path):
+    if type(value) is not str or not _DATE.fullmatch(value):
+        fail(path, "must be a date YYYY-MM-DD")
+    try:
+        _dt.date.fromisoformat(value)
+    except ValueError:
+        fail(path, f"{value} is not a real date")
+
+
+def timestamp(value, path):
+    try:
+        check_time(value)
+    except InvalidEntry as exc:
+        fail(path, exc.detail)
+
+
+def literal(expected: str) -> Check:
+    def check(value, path):
+        if value != expected:
+            fail(path, f"must be {expected!r}")
+
+    return check
+
+
+def one_of(options) -> Check:
+    def check(value, path):
+        if value not in options:
+            fail(path, f"must be one of {', '.join(options)}")
+
+    return check
+
+
+def list_of(check_item: Check, lo: int, hi: int) -> Check:
+    def check(value, path):
+        if type(value) is not list or not lo <= len(value) <= hi:
+            fail(path, f"must list {lo} to {hi} items")
+        for i, item in enumerate(value):
+            check_item(item, f"{path}[{i}]")
+
+    return check

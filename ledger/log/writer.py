@@ -1,0 +1,151 @@
+"""An open append: seals entries, runs the personality's hook on each, and commits them
+with the Merkle nodes they complete and one new signed checkpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from ..errors import InvalidEntry, LogCorrupted, LuodiError, NotFound
+from .canonical import parse_json
+from .checkpoint import Checkpoint
+from .clock import check_time
+from .entry import GENESIS_PREV, Entry, body_bytes, parse_entry, seal
+from .hook import AppendHook, OpenHook
+from .kinds import Registry
+from .merkle import (
+    Frontier,
+    assemble,
+    completing_leaf,
+    inclusion_plan,
+    pack_nodes,
+    packed_node,
+    perfect_nodes,
+    plan_nodes,
+)
+from .note import Signer
+from .store import LogTxn, Row
+
+Peaks = Callable[[LogTxn, int], list[bytes]]
+
+
+class Writer:
+    """An open append, opened by :meth:`ledger.log.ledger.Ledger.writer` inside
+    the append transaction ``txn``, with the ledger's settings.
+
+    ``peaks(txn, size)`` gives the roots of the perfect subtrees of the tree
+    of ``size`` (the ledger keeps them between commits).  ``hook`` is the
+    personality's :class:`~ledger.log.hook.OpenHook` for this append (None for
+    a bare log); work done inside the writer may read and write through it, in
+    the same transaction."""
+
+    def __init__(
+        self,
+        txn: LogTxn,
+        registry: Registry,
+        signer: Signer,
+        clock: Callable[[], str],
+        hook: AppendHook | None,
+        peaks: Peaks,
+        genesis: bool = False,
+    ):
+        self.registry = registry
+        self.signer = signer
+        self.txn = txn
+        size, last_hash, last_bytes = txn.tip()
+        if genesis != (size == 0):
+            raise InvalidEntry("the genesis entry is seq 0 and only seq 0")
+        self.prev = last_hash.hex() if last_hash else GENESIS_PREV
+        last_time = parse_json(last_bytes)["time"] if last_bytes else ""
+        # Fixed-width RFC 3339: string order is time order, so time never goes back.
+        self.time = max(check_time(clock()), last_time)
+        self.frontier = Frontier(size, peaks(txn, size))
+        # The peaks at the start: with the nodes its rows complete, enough to prove
+        # any entry this writer appends without reading the tree back (proof()).
+        self._start_peaks = tuple(self.frontier.hashes)
+        self.entries: list[Entry] = []
+        self._rows: list[Row] = []
+        self.note: str | None = None  # the signed checkpoint, once committed
+        self.checkpoint: Checkpoint | None = None
+        self.hook: OpenHook | None = hook.open(txn) if hook is not None else None
+        if self.hook is not None:
+            self._catch_up(size)
+
+    def _catch_up(self, size: int) -> None:
+        """Bring the hook up to the log if entries were appended without it."""
+        applied = self.hook.applied()
+        if applied >= size - 1:
+            return
+        for seq, _, _, canonical in self.txn.rows(applied + 1):
+            try:
+                self.hook.apply(parse_entry(canonical, self.registry))
+            except LuodiError as exc:
+                raise LogCorrupted(seq, f"the books refuse this stored entry: {exc.detail}") from exc
+        self.hook.mark_applied(size - 1)
+
+    def append(self, kind: str, body: dict) -> Entry:
+        if kind == "genesis":
+            raise InvalidEntry("only the log itself writes the genesis entry")
+        return self.append_checked(kind, body, body_bytes(kind, body, self.registry))
+
+    def append_checked(self, kind: str, body: dict, data: bytes) -> Entry:
+        """Seal a body already checked by :func:`body_bytes`, run the hook on it, stage it."""
+        seq = self.frontier.size
+        entry = seal(seq, self.prev, self.time, kind, body, data)
+        if self.hook is not None:
+            self.hook.apply(entry)
+        made = self.frontier.append(entry.leaf_hash)
+        self._rows.append((seq, entry.leaf_hash, pack_nodes(made), entry.canonical))
+        self.entries.append(entry)
+        self.prev = entry.receipt
+        return entry
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """An exception inside the block undoes what it appended (rows, hook and
+        tree), and only that; the writer goes on from where the block began."""
+        size, hashes, count, prev = self.frontier.size, list(self.frontier.hashes), len(self.entries), self.prev
+        with self.txn.savepoint():
+            try:
+                yield
+            except BaseException:
+                self.frontier = Frontier(size, hashes)
+                del self.entries[count:], self._rows[count:]
+                self.prev = prev
+                raise
+
+    def staged(self, leaf_hash: bytes) -> Entry | None:
+        """An entry appended earlier in this writer, by its leaf hash."""
+        return next((e for e in self.entries if e.leaf_hash == leaf_hash), None)
+
+    def proof(self, seq: int) -> list[bytes]:
+        """RFC 9162 inclusion proof of an entry this writer appended, in the tree
+        it commits, from memory.  Every node such a proof needs is either one
+        of the peaks the writer started from (a left sibling whose parent spans
+        the start) or a node completed by this writer's own appends."""
+        size = self.frontier.size
+        first = size - len(self._rows)
+        if not first <= seq < size:
+            raise NotFound(f"entry {seq} was not appended by this writer")
+        plan = inclusion_plan(seq, size)
+        peaks = dict(zip(perfect_nodes(0, first), self._start_peaks, strict=True))
+        nodes = {}
+        for level, index in plan_nodes(plan):
+            last = completing_leaf(level, index)
+            if last < first:
+                nodes[(level, index)] = peaks[(level, index)]
+            else:
+                _, leaf, packed, _ = self._rows[last - first]
+                nodes[(level, index)] = leaf if level == 0 else packed_node(packed, level)
+        return assemble(plan, nodes)
+
+    def commit(self) -> None:
+        if not self._rows:
+            return
+        size = self.frontier.size
+        checkpoint = Checkpoint(self.signer.name, size, self.frontier.root())
+        self.note = checkpoint.sign(self.signer)
+        self.txn.write(self._rows, (size, self.note))
+        if self.hook is not None:
+            self.hook.mark_applied(size - 1)
+        self.checkpoint = checkpoint

@@ -1,0 +1,37 @@
+"""The SQLite driver, the embedded default: one database file holds the log,
+the books and the tokens (see :mod:`.database`, :mod:`.log`, :mod:`.books`,
+:mod:`.tokens`; the schema is ``migrations/sqlite/``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...charity.store import Stores
+from .books import SQLiteBooksStore
+from .database import Database
+from .log import SQLiteLogStore
+from .tokens import SQLiteTokens
+
+
+class SQLiteStores(Stores):
+    """The three stores of one SQLite file."""
+
+    def __init__(self, db: Database):
+        super().__init__(SQLiteLogStore(db), SQLiteBooksStore(db), SQLiteTokens(db))
+        self.db = db
+
+    @property
+    def path(self) -> Path:
+        return self.db.path
+
+    @property
+    def migrations_applied(self) -> list[str]:
+        return self.db.migrations_applied
+
+
+def open_sqlite(path: str | Path, *, upgrade: bool = False) -> SQLiteStores:
+    """Open the database at ``path``; ``upgrade`` creates it if needed and applies pending migrations."""
+    return SQLiteStores(Database(path, upgrade=upgrade))
+
+
+__all__ = ["SQLiteStores", "open_sqlite"]

@@ -1,0 +1,95 @@
+"""An instance made by earlier code (tests/fixtures/instance-dc65221, before the house was
+split into a log, a personality and drivers) opens, verifies, audits and grows with today's."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import REGISTRY
+from factories import sign_all
+
+from api.cli import main
+from api.instance import KEY_NAME, load_key, open_instance, upgrade_database
+from ledger.charity import payload as P
+from ledger.charity.audit import audit_books
+from ledger.charity.tokens import list_tokens
+from ledger.log.keyfile import read_key_file
+from ledger.log.verify import verify_log
+
+FIXTURE = Path(__file__).parent / "fixtures" / "instance-dc65221"
+SIZE = 274
+
+
+@pytest.fixture
+def old(tmp_path) -> Path:
+    """A copy of the old instance, its keys set to mode 0600 (git keeps no modes)."""
+    copy = tmp_path / "instance"
+    copy.mkdir(mode=0o700)
+    for name in ("luodi.sqlite", KEY_NAME, "harvest-aid-finance-1.key", "harvest-aid-finance-2.key"):
+        shutil.copyfile(FIXTURE / name, copy / name)
+        os.chmod(copy / name, 0o600)
+    return copy
+
+
+def _rows(path: Path, stop: int) -> list[tuple]:
+    with closing(sqlite3.connect(path)) as conn:
+        return conn.execute("SELECT seq, leaf_hash, tree, canonical FROM entries WHERE seq < ? ORDER BY seq", (stop,)).fetchall()
+
+
+def test_the_old_instance_opens_verifies_and_audits(old):
+    assert upgrade_database(old) == []  # its schema is today's: nothing to migrate
+    cl = open_instance(old)
+    try:
+        key = load_key(old / KEY_NAME).verifier
+        report = verify_log(cl.ledger.store, REGISTRY, key)
+        assert (report.size, report.checkpoints, report.log_key) == (SIZE, SIZE, key.to_string())
+        assert cl.ledger.checkpoint() == (FIXTURE / "checkpoint.txt").read_text()
+        audit = audit_books(cl.stores)
+        assert (audit.entries, audit.donations, audit.projects) == (SIZE, 260, 4)
+        assert audit.disbursements >= 3 and audit.refunds == 1
+        assert sorted((t.role, t.charity) for t in list_tokens(cl.stores.tokens)) == [
+            ("admin", None),
+            ("intake", "harvest-aid"),
+        ]
+    finally:
+        cl.stores.close()
+
+
+def test_the_old_instance_grows_with_todays_code(old):
+    cl = open_instance(old)
+    try:
+        before = _rows(old / "luodi.sqlite", SIZE)
+        farm = cl.project("farm-livestream")
+        gift = cl.record_donation(
+            "farm-livestream", "88.00", "alipay", "PAY-NEW-1", "donor-new", "2026-12-01", intake_key="new-intake-0001"
+        )
+        assert gift.entry.seq == SIZE and not gift.replayed
+        payload = P.disbursement(
+            charity="harvest-aid", project="farm-livestream", currency="CNY", payee="Dingxi Post",
+            purpose="Shipping apples", period=("2026-12-01", "2026-12-31"), lines=[("shipping", "100.00")],
+        )
+        signers = [read_key_file(old / f"harvest-aid-finance-{i}.key") for i in (1, 2)]
+        spent = cl.disburse(payload, sign_all(payload, *signers))
+        assert spent.seq == SIZE + 1
+        after = cl.project("farm-livestream")
+        assert (after.raised, after.spent) == (farm.raised + 8800, farm.spent + 10000)
+        # the old entries are untouched, and the whole log verifies and audits
+        assert _rows(old / "luodi.sqlite", SIZE) == before
+        assert verify_log(cl.ledger.store, REGISTRY, load_key(old / KEY_NAME).verifier).size == SIZE + 2
+        assert audit_books(cl.stores).entries == SIZE + 2
+        assert cl.receipt(gift.entry.receipt).tree_size == SIZE + 2
+    finally:
+        cl.stores.close()
+
+
+@pytest.mark.parametrize("command", ["verify", "audit", "status"])
+def test_the_cli_checks_the_old_instance(old, command):
+    result = CliRunner().invoke(main, [command, "--instance", str(old)])
+    assert result.exit_code == 0, result.output
+    assert "ok" in result.output
