@@ -29,14 +29,22 @@ def is_hex64(value) -> bool:
     return type(value) is str and HEX64.fullmatch(value) is not None
 
 
+_NONE: dict[str, Check] = {}
+
+
 def fields(obj, path: str, required: dict[str, Check], optional: dict[str, Check] | None = None) -> None:
-    """Check an object member by member; refuse unknown and missing members."""
-    optional = optional or {}
+    """Check an object member by member; refuse unknown and missing members.
+
+    Unknown members are refused first, then the required members are checked
+    in order (a missing one is refused where it comes), then the optional ones.
+    Build the dicts once, outside the validator: it runs for every entry."""
+    optional = optional or _NONE
     if type(obj) is not dict:
         fail(path, "must be an object")
-    unknown = set(obj) - set(required) - set(optional)
-    if unknown:
-        fail(path, f"unknown field(s) {', '.join(sorted(unknown))}")
+    for name in obj:
+        if name not in required and name not in optional:
+            unknown = set(obj) - set(required) - set(optional)
+            fail(path, f"unknown field(s) {', '.join(sorted(unknown))}")
     for name, check in required.items():
         if name not in obj:
             fail(path, f"missing field {name}")

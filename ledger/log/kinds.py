@@ -25,9 +25,13 @@ LOG_KINDS = ("genesis", "note")
 NOTE_LIMIT = 4096
 
 
+_NOTE_REQUIRED = {"text": text(NOTE_LIMIT)}
+_NOTE_OPTIONAL = {"corrects": hex64}
+
+
 def _note(body: dict) -> None:
     """A public notice from the operator (a policy change, an incident, a correction)."""
-    fields(body, "$", {"text": text(NOTE_LIMIT)}, {"corrects": hex64})
+    fields(body, "$", _NOTE_REQUIRED, _NOTE_OPTIONAL)
 
 
 class Registry:

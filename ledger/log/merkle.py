@@ -129,7 +129,7 @@ def completing_leaf(level: int, index: int) -> int:
 
 def pack_nodes(made: Sequence[tuple[int, int, bytes]]) -> bytes:
     """The nodes :meth:`Frontier.append` made, packed bottom up."""
-    return b"".join([m[2] for m in made])
+    return b"".join([m[2] for m in made]) if made else b""
 
 
 def packed_node(packed: bytes, level: int) -> bytes | None:

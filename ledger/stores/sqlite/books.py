@@ -131,12 +131,16 @@ class SQLiteBooks(BooksView):
     def claim_key(self, public_key, charity):
         self.conn.execute("INSERT OR IGNORE INTO charity_keys (public_key, charity) VALUES (?, ?)", (public_key, charity))
 
-    def use_nonce(self, charity, nonce):
+    def _insert_new(self, sql: str, args: tuple) -> bool:
+        """Insert a row keyed by what must be new; False if its key is taken."""
         try:
-            self.conn.execute("INSERT INTO nonces (charity, nonce) VALUES (?, ?)", (charity, nonce))
+            self.conn.execute(sql, args)
         except sqlite3.IntegrityError:
             return False
         return True
+
+    def use_nonce(self, charity, nonce):
+        return self._insert_new("INSERT INTO nonces (charity, nonce) VALUES (?, ?)", (charity, nonce))
 
     def add_project(self, project, charity, currency, seq):
         self.conn.execute(
@@ -147,11 +151,7 @@ class SQLiteBooks(BooksView):
         self.conn.execute("UPDATE projects SET closed_seq = ? WHERE project = ?", (seq, project))
 
     def add_intake_key(self, intake_key, receipt):
-        try:
-            self.conn.execute("INSERT INTO intake_keys (intake_key, receipt) VALUES (?, ?)", (intake_key, receipt))
-        except sqlite3.IntegrityError:
-            return False
-        return True
+        return self._insert_new("INSERT INTO intake_keys (intake_key, receipt) VALUES (?, ?)", (intake_key, receipt))
 
     def add_donation(self, receipt, seq, project, amount):
         self.conn.execute(
