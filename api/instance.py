@@ -18,6 +18,7 @@ from ledger.charity.books import DEFAULT_WINDOW_SECONDS
 from ledger.charity.service import CharityLedger, open_charity_ledger
 from ledger.errors import InstanceError, MalformedNote
 from ledger.log.keyfile import read_key_file, write_key_file
+from ledger.log.ledger import Ledger
 from ledger.log.note import Signer, check_name
 from ledger.stores.sqlite import SQLiteStores, open_sqlite
 
@@ -33,7 +34,7 @@ class InitResult:
     migrations: list[str]
 
     @property
-    def ledger(self):
+    def ledger(self) -> Ledger:
         return self.charity.ledger
 
 

@@ -111,7 +111,7 @@ class ProblemApi(Api):
 
 def log_failure(exc_info) -> None:
     """Log a failed request with its id and traceback (Flask calls this for every
-    unexpected exception, see ``api.LuodiFlask``)."""
+    unexpected exception, see :class:`LuodiFlask`)."""
     current_app.logger.error("request %s: %s %s failed", request_id(), request.method, request.path, exc_info=exc_info)
 
 

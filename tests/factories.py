@@ -257,12 +257,15 @@ def make_charity_ledger(
 # -- what a refusal must leave alone -------------------------------------------------------------
 
 
+def _log_store(target):
+    """The log store of a Ledger, a CharityLedger or the stores of a SQLite file."""
+    return target.log if isinstance(target, SQLiteStores) else getattr(target, "ledger", target).store
+
+
 def books_rows(target) -> dict[str, list[tuple]]:
     """Every committed row of every books table, sorted (the whole derived index plus
-    donor_private), read with a connection of its own.  ``target`` is a Ledger, a
-    CharityLedger or the stores of a SQLite file."""
-    store = getattr(getattr(target, "ledger", target), "store", None) or target.log
-    with closing(sqlite3.connect(store.path)) as conn:
+    donor_private), read with a connection of its own."""
+    with closing(sqlite3.connect(_log_store(target).path)) as conn:
         return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall()) for t in BOOKS_TABLES}  # noqa: S608
 
 
@@ -276,7 +279,7 @@ class State:
 
 def state(target) -> State:
     """The log size, the latest checkpoint, the projects and every books row of a Ledger or CharityLedger."""
-    store = getattr(target, "ledger", target).store
+    store = _log_store(target)
     projects = tuple(target.projects()) if isinstance(target, CharityLedger) else None
     return State(store.size(), store.checkpoint(), projects, books_rows(target))
 

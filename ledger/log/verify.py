@@ -2,13 +2,13 @@
 
 :func:`verify_stream` checks a stream of stored rows and checkpoints, from
 any source, and imports nothing of a database; :func:`verify_log` feeds it
-a log store's rows inside one snapshot.  For every entry it re-derives the canonical bytes, the leaf hash and the
-``prev`` link, checks the entry's own rules and that time never goes back.  It
-rebuilds the Merkle tree as a compact range, compares the interior nodes each
-stored row carries with the ones the entry really completes, and checks every
-stored checkpoint's signature (with the log key of the genesis entry, or a
-pinned one) and root.  The first fault raises :class:`LogCorrupted` with the
-seq where it lies.
+a log store's rows inside one snapshot.  For every entry it re-derives the
+canonical bytes, the leaf hash and the ``prev`` link, checks the entry's own
+rules and that time never goes back.  It rebuilds the Merkle tree as a
+compact range, compares the interior nodes each stored row carries with the
+ones the entry really completes, and checks every stored checkpoint's
+signature (with the log key of the genesis entry, or a pinned one) and root.
+The first fault raises :class:`LogCorrupted` with the seq where it lies.
 
 The per-entry work (:func:`check_chunk`: parse, canonical form, rules, leaf
 hash, chain links) is pure and runs on chunks of rows, in this process or, for
