@@ -20,12 +20,14 @@ from ..errors import Conflict, InvalidInput, NotFound
 from ..log.canonical import canonical_bytes
 from ..log.clock import utc_now
 from ..log.entry import Entry, receipt_bytes
+from ..log.fields import Check, fields
 from ..log.ledger import Ledger
 from ..log.note import Signer
 from ..log.writer import Writer
 from .allocation import DonationTrace
 from .books import DEFAULT_WINDOW_SECONDS, BooksHook
-from .kinds import postings_for, registry
+from .kinds import DISBURSEMENT, KEYS_ROTATED, disbursement_payload, postings_for, registry, rotation_payload
+from .kinds import signatures as signature_list
 from .money import parse_amount
 from .receipts import Receipt, receipt_from_writer, receipt_of
 from .store import BooksView, Donation, Project, Stores
@@ -57,6 +59,14 @@ def _text(value, what: str, limit: int = 256) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
         raise InvalidInput(f"{what} must be non-empty text of at most {limit} characters")
     return value
+
+
+def _signed_body(check_payload: Check, payload: dict, signatures: list[dict]) -> dict:
+    """The body of a signed entry, its payload and signatures checked member by member
+    first, so that a wrong type is named (``$.payload.amount: must be an integer ...``)."""
+    body = {"payload": payload, "signatures": signatures}
+    fields(body, "$", {"payload": check_payload, "signatures": signature_list})
+    return body
 
 
 def open_charity_ledger(
@@ -102,7 +112,9 @@ class CharityLedger:
         return self.ledger.append("charity.registered", body)
 
     def rotate_keys(self, payload: dict, signatures: list[dict]) -> Entry:
-        return self.ledger.append("charity.keys_rotated", {"payload": payload, "signatures": signatures})
+        """Replace a charity's keys and threshold, signed by a threshold of its current keys."""
+        body = _signed_body(rotation_payload, payload, signatures)
+        return self.ledger.append(KEYS_ROTATED, body)
 
     def open_project(
         self,
@@ -229,14 +241,9 @@ class CharityLedger:
 
     def disburse(self, payload: dict, signatures: list[dict]) -> Entry:
         """Append a disbursement that a threshold of the charity's keys signed."""
-        if type(payload) is not dict:
-            raise InvalidInput("payload must be an object")
-        body = {"payload": payload, "signatures": signatures}
-        try:
-            body["postings"] = postings_for("disbursement", body)
-        except (KeyError, TypeError) as exc:
-            raise InvalidInput(f"payload is missing {exc}") from exc
-        return self.ledger.append("disbursement", body)
+        body = _signed_body(disbursement_payload, payload, signatures)
+        body["postings"] = postings_for(DISBURSEMENT, body)
+        return self.ledger.append(DISBURSEMENT, body)
 
     def refund(self, donation: str, amount: str, reason: str) -> Entry:
         """Return unspent money of one donation to its donor."""
