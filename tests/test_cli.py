@@ -99,7 +99,10 @@ def test_db_upgrade(tmp_path, runner):
     bare = tmp_path / "bare"
     bare.mkdir()
     result = run(runner, "db", "upgrade", "--instance", str(bare))
-    assert result.output.strip() == "applied: 0001_initial, 0002_books, 0003_tokens_and_project_entries, 0004_books_without_rowid"
+    assert result.output.strip() == (
+        "applied: 0001_initial, 0002_books, 0003_tokens_and_project_entries, 0004_books_without_rowid, "
+        "0005_intake_keys_per_charity"
+    )
     assert entry_count(bare) == 0
     assert not (bare / KEY_NAME).exists()
 

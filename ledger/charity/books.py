@@ -196,9 +196,10 @@ class Books(OpenHook):
         self.view.add_project(body["project"], body["charity"], body["currency"], entry.seq)
 
     def _donation(self, entry: Entry, body: dict) -> None:
-        self._need_open_project(body["project"], body["currency"])
-        if not self.view.add_intake_key(body["intake_key"], entry.leaf_hash):
-            raise Conflict(f"intake key {body['intake_key']!r} was already used")
+        project = self._need_open_project(body["project"], body["currency"])
+        # Intake keys are the charity's: of the project the donation is for, whoever sent it.
+        if not self.view.add_intake_key(project.charity, body["intake_key"], entry.leaf_hash):
+            raise Conflict(f"intake key {body['intake_key']!r} was already used by charity {project.charity}")
         self.view.add_donation(entry.leaf_hash, entry.seq, body["project"], body["amount"])
 
     def _disbursement(self, entry: Entry, body: dict) -> None:

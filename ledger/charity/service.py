@@ -149,9 +149,11 @@ class CharityLedger:
         intake_key: str,
         personal: dict | None = None,
     ) -> DonationReceipt:
-        """Record a donation once per intake key.
+        """Record a donation once per intake key of the project's charity.
 
-        The same key with the same request returns the original receipt
+        Intake keys are scoped per charity (of the project the donation is
+        for): two charities may use the same key.  Within one charity, the same
+        key with the same request returns the original receipt
         (``replayed=True``); with a different request it is a :class:`Conflict`.
         ``donor_ref`` and ``personal`` never enter the log: the entry holds
         only ``SHA-256(salt || donor_ref)``, and the salt goes back in the receipt.
@@ -185,7 +187,7 @@ class CharityLedger:
             type(personal) is not dict or not all(isinstance(k, str) and isinstance(v, str) for k, v in personal.items())
         ):
             raise InvalidInput("personal data must be an object of strings")
-        currency = self._project_facts(project, w.hook.view)[1]
+        charity, currency = self._project_facts(project, w.hook.view)
         minor = parse_amount(amount, currency)
         request = {
             "project": project,
@@ -197,7 +199,8 @@ class CharityLedger:
             "personal": personal,
         }
         fingerprint = hashlib.sha256(canonical_bytes(request)).digest()
-        existing = w.hook.view.intake(intake_key) if isinstance(intake_key, str) else None
+        # Intake keys are scoped per charity: of the project, whichever token sent the donation.
+        existing = w.hook.view.intake(charity, intake_key) if isinstance(intake_key, str) else None
         if existing is not None:
             return self._replay(existing, fingerprint, w)
         salt = secrets.token_bytes(SALT_BYTES)
