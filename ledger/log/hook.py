@@ -50,7 +50,7 @@ class OpenHook(ABC):
 
 
 class AppendHook(ABC):
-    def check(self, kind: str, body: dict, clock: Callable[[], str]) -> None:  # noqa: B027 - optional
+    def check(self, kind: str, body: dict, clock: Callable[[], str]) -> None:
         """Check what needs no log state, before the append lock is taken; raise to
         refuse.  ``clock()`` is the time now, as the ledger's clock says (call it
         only if needed).  By default there is nothing to check."""

@@ -80,7 +80,7 @@ class Writer:
         for seq, _, _, canonical in self.txn.rows(applied + 1):
             try:
                 entry = parse_entry(canonical, self.registry)
-                self._check(entry.kind, entry.body, lambda: entry.time)  # noqa: B023 - called at once
+                self._check(entry.kind, entry.body, lambda at=entry.time: at)  # checked at its own time
                 self.hook.apply(entry)
             except LuodiError as exc:
                 raise LogCorrupted(seq, f"the books refuse this stored entry: {exc.detail}") from exc
