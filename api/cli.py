@@ -179,7 +179,8 @@ def token():
 @click.option("--charity", help="Limit an intake token to one charity's projects.")
 def token_create(instance, role, charity):
     """Print a new bearer token once; only its hash is stored."""
-    click.echo(create_token(inst.open_stores(instance).tokens, role, charity))
+    stores = inst.open_stores(instance)
+    click.echo(create_token(stores.tokens, role, charity, stores.books.view()))
 
 
 @token.command("list")

@@ -243,8 +243,8 @@ class ApiFactory:
             tokens = {
                 "admin": create_token(stores.tokens, "admin"),
                 "intake": create_token(stores.tokens, "intake"),
-                "hope": create_token(stores.tokens, "intake", CHARITY),
-                "river": create_token(stores.tokens, "intake", OTHER_CHARITY),
+                "hope": create_token(stores.tokens, "intake", CHARITY, stores.books.view()),
+                "river": create_token(stores.tokens, "intake", OTHER_CHARITY, stores.books.view()),
             }
         finally:
             stores.close()

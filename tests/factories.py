@@ -254,6 +254,29 @@ def make_charity_ledger(
     return setup
 
 
+# -- an older schema ------------------------------------------------------------------------------
+
+
+@contextmanager
+def intake_keys_before_0005(monkeypatch):
+    """Inside the block the SQLite books keep intake keys as the driver did before
+    migration 0005: one key space for the whole instance (``intake_key, receipt``),
+    so that today's code can fill a database whose schema predates it."""
+    from ledger.stores.sqlite.books import SQLiteBooks
+
+    def intake(self, charity, intake_key):
+        row = self.conn.execute("SELECT receipt FROM intake_keys WHERE intake_key = ?", (intake_key,)).fetchone()
+        return None if row is None else row[0]
+
+    def add_intake_key(self, charity, intake_key, receipt):
+        return self._insert_new("INSERT INTO intake_keys (intake_key, receipt) VALUES (?, ?)", (intake_key, receipt))
+
+    with monkeypatch.context() as m:
+        m.setattr(SQLiteBooks, "intake", intake)
+        m.setattr(SQLiteBooks, "add_intake_key", add_intake_key)
+        yield
+
+
 # -- what a refusal must leave alone -------------------------------------------------------------
 
 

@@ -269,14 +269,43 @@ def test_donation_replay_returns_the_same_receipt_and_writes_nothing(make_api):
 @pytest.mark.parametrize(
     "change",
     [{"amount": "10.01"}, {"donor_ref": "someone-else"}, {"payment_ref": "WX-PAY-OTHER"}, {"channel": "alipay"},
-     {"value_date": "2026-11-30"}, {"personal": {"name": "Li Wei"}}, {"project": OTHER_PROJECT}],
+     {"value_date": "2026-11-30"}, {"personal": {"name": "Li Wei"}}, {"project": "spring-seeds"}],
 )
 def test_same_key_with_a_different_body_is_409(make_api, change):
     env = make_api()
     assert env.donate("intake-http-0003").status_code == 201
     project = change.pop("project", PROJECT)
+    if project != PROJECT:  # another project of the same charity: its intake keys are the charity's
+        assert env.post("/v1/projects", project_body(project), "admin").status_code == 201
     with env.unchanged():
-        assert_problem(env.donate("intake-http-0003", project=project, **change), 409, "conflict")
+        problem = assert_problem(env.donate("intake-http-0003", project=project, **change), 409, "conflict")
+    assert problem["detail"] == "this intake key was already used for a different donation"
+
+
+def test_two_charities_may_use_the_same_idempotency_key(make_api):
+    """Intake keys are scoped per charity (of the project, whichever token sends the donation):
+    one charity's intake can neither block another's keys nor learn which keys it used."""
+    env = make_api()
+    key = "seed-intake-0000"  # used by CHARITY's intake when the instance was seeded
+    river = env.donate(key, "river", project=OTHER_PROJECT, amount="7.00")
+    assert river.status_code == 201, river.get_json()
+    hope = env.donate(key, "hope", amount="7.00")  # the same key and body for CHARITY: its own seeded gift differs
+    assert_problem(hope, 409, "conflict")
+    fresh = "shared-key-0001"
+    first = {
+        name: env.donate(fresh, name, project=project) for name, project in (("hope", PROJECT), ("river", OTHER_PROJECT))
+    }
+    assert [r.status_code for r in first.values()] == [201, 201]
+    receipts = {name: r.get_json()["entry"]["leaf_hash"] for name, r in first.items()}
+    assert receipts["hope"] != receipts["river"]
+    with env.unchanged():
+        for name, project in (("hope", PROJECT), ("river", OTHER_PROJECT), ("intake", OTHER_PROJECT)):
+            again = env.donate(fresh, name, project=project)  # a replay within one charity, from any of its tokens
+            assert again.status_code == 200, again.get_json()
+            assert again.get_json()["entry"]["leaf_hash"] == receipts["river" if project == OTHER_PROJECT else "hope"]
+        other = env.donate(fresh, "river", project=OTHER_PROJECT, amount="99.00")
+        assert assert_problem(other, 409, "conflict")["detail"] == "this intake key was already used for a different donation"
+    assert env.client.get(f"/v1/projects/{OTHER_PROJECT}").get_json()["donations"] == 3
 
 
 @pytest.mark.parametrize("token", ["intake", "hope", "admin"])

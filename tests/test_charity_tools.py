@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from test_e2e_gunicorn import LiveServer, free_port, http, init_instance, luodi, one_line_error
 
+from api.instance import open_instance
 from ledger.charity.tokens import token_hash
 from ledger.log.canonical import canonical_bytes
 from ledger.log.merkle import leaf_hash
@@ -96,8 +97,14 @@ def test_keygen_into_a_missing_folder_is_a_one_line_error(tmp_path):
 
 @pytest.fixture
 def instance(tmp_path):
+    """An instance whose log has registered CHARITY (a token may be scoped only to a charity that exists)."""
     path = tmp_path / "instance"
     assert luodi("init", "--instance", path).returncode == 0
+    cl = open_instance(path)
+    try:
+        cl.register_charity(CHARITY, "Hope Foundation", [Signer.generate(f"{CHARITY}/finance-1").verifier.to_string()], 1)
+    finally:
+        cl.stores.close()
     return path
 
 

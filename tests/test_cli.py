@@ -99,7 +99,10 @@ def test_db_upgrade(tmp_path, runner):
     bare = tmp_path / "bare"
     bare.mkdir()
     result = run(runner, "db", "upgrade", "--instance", str(bare))
-    assert result.output.strip() == "applied: 0001_initial, 0002_books, 0003_tokens_and_project_entries, 0004_books_without_rowid"
+    assert result.output.strip() == (
+        "applied: 0001_initial, 0002_books, 0003_tokens_and_project_entries, 0004_books_without_rowid, "
+        "0005_intake_keys_per_charity"
+    )
     assert entry_count(bare) == 0
     assert not (bare / KEY_NAME).exists()
 
@@ -279,6 +282,24 @@ def test_verify_needs_no_private_key(demo_instance, runner):
     assert run(runner, "verify", "--instance", str(inst)).output.startswith(f"ok: {n} entries")
     assert open_checkpoint(run(runner, "checkpoint", "--instance", str(inst)).output, v).size == n
     assert str(n) in run(runner, "status", "--instance", str(inst)).output
+
+
+def _tokens(inst: Path) -> list[tuple]:
+    with closing(sqlite3.connect(inst / DB_NAME)) as conn:
+        return conn.execute("SELECT token_hash, role, charity FROM tokens ORDER BY token_hash").fetchall()
+
+
+@pytest.mark.parametrize("charity", ["no-such-charity", "Harvest-Aid", "harvest-aid "])
+def test_token_for_a_charity_that_does_not_exist_refused_and_nothing_stored(demo_instance, runner, charity):
+    inst, _ = demo_instance
+    before = _tokens(inst)
+    line = refused(runner, "token", "create", "--instance", str(inst), "--role", "intake", "--charity", charity)
+    assert line == f"Error: no charity {charity!r}: register it before making a token for it"
+    assert _tokens(inst) == before
+    # A charity the log has registered gets its token.
+    made = run(runner, "token", "create", "--instance", str(inst), "--role", "intake", "--charity", "harvest-aid")
+    assert re.fullmatch(r"luodi_[A-Za-z0-9_-]{43}", made.output.strip())
+    assert [row[1:] for row in _tokens(inst) if row not in before] == [("intake", "harvest-aid")]
 
 
 # -- docs --------------------------------------------------------------------------------

@@ -1,4 +1,7 @@
-"""Intake idempotency: one donation per intake key, however often and from wherever it is sent.
+"""Intake idempotency: one donation per intake key of a charity, however often and from wherever it is sent.
+
+Intake keys are scoped to the charity of the project the donation is for,
+whichever token sent it: two charities may use the same key.
 
 The same key with the same request returns the original entry (same receipt,
 same salt, ``replayed=True``) and writes nothing; the same key with a
@@ -159,6 +162,45 @@ def test_different_keys_make_different_entries(books):
         "intake-a-00000001",
         "intake-b-00000002",
     ]
+
+
+# -- one key space per charity -------------------------------------------------------------------
+
+
+def test_two_charities_may_use_the_same_intake_key(books):
+    """Intake keys are scoped to the charity of the project: another charity's use of a key
+    neither blocks it nor answers for it, and within one charity nothing changes."""
+    river = register(books, "river", keys=1, threshold=1)
+    open_project(books, "clean", river, "CNY")
+    hope_gift = record(books)
+    river_gift = record(books, project="clean")  # the same key and request, for another charity's project
+    assert not river_gift.replayed and river_gift.entry.receipt != hope_gift.entry.receipt
+    assert books.books.intake("hope", KEY) == hope_gift.entry.leaf_hash
+    assert books.books.intake("river", KEY) == river_gift.entry.leaf_hash
+    for project, first in (("winter", hope_gift), ("clean", river_gift)):
+        again = record(books, project=project)
+        assert again.replayed and again.entry == first.entry and again.salt == first.salt
+    with writes_nothing(books, Conflict, "different donation", exact=True):
+        record(books, project="spring")  # hope's other project: hope's key space
+    with writes_nothing(books, Conflict, "different donation", exact=True):
+        record(books, project="clean", amount="1.00")
+    assert [e.body["intake_key"] for e in entries(books.stores) if e.kind == "donation"] == [KEY, KEY]
+
+
+def test_the_books_refuse_a_key_reused_within_a_charity_and_take_it_across_charities(books):
+    """Written without the facade: a donation entry is refused for a key its project's charity
+    used, and accepted for a key only another charity used."""
+    river = register(books, "river", keys=1, threshold=1)
+    open_project(books, "clean", river, "CNY")
+    first = record(books)
+    body = dict(first.entry.body, project="spring", amount=100, donor_commitment="0" * 64)
+    body["postings"] = postings_for("donation", body)
+    with writes_nothing(books, Conflict, f"intake key '{KEY}' was already used by charity hope", exact=True):
+        books.ledger.append("donation", body)
+    body = dict(body, project="clean")
+    body["postings"] = postings_for("donation", body)
+    entry = books.ledger.append("donation", body)
+    assert books.books.intake("river", KEY) == entry.leaf_hash
 
 
 # -- concurrent duplicates -------------------------------------------------------------------
@@ -405,7 +447,7 @@ def test_a_reader_thread_never_sees_an_append_that_is_then_refused(make_books, m
             refused.append(exc)
 
     def reader():
-        seen.append((cl.project("winter"), cl.books.intake("intake-in-flight-01")))
+        seen.append((cl.project("winter"), cl.books.intake("hope", "intake-in-flight-01")))
 
     w = threading.Thread(target=writer, name="writer")
     r = threading.Thread(target=reader, name="reader")
@@ -419,7 +461,7 @@ def test_a_reader_thread_never_sees_an_append_that_is_then_refused(make_books, m
         w.join(30)
         r.join(30)
     assert len(refused) == 1 and "unspent" in refused[0].detail
-    assert cl.project("winter") == committed and cl.books.intake("intake-in-flight-01") is None
+    assert cl.project("winter") == committed and cl.books.intake("hope", "intake-in-flight-01") is None
     assert seen == [(committed, None)], "a reader saw the books of an append that was rolled back"
 
 

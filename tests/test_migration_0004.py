@@ -6,7 +6,7 @@ import sqlite3
 from contextlib import closing
 
 from conftest import REGISTRY
-from factories import books_rows, make_charity_ledger, sign_all
+from factories import books_rows, intake_keys_before_0005, make_charity_ledger, sign_all
 from sqlite_utils.migrations import Migrations
 
 from ledger.charity.audit import audit_books
@@ -33,26 +33,30 @@ def _shape(path) -> dict:
 def test_migration_0004_keeps_every_row_and_matches_a_fresh_install(make_charity, tmp_path, monkeypatch):
     real_load = migrations.load
 
-    def up_to_0003() -> Migrations:
-        m = Migrations("luodi")
-        for migration in real_load()._migrations[:3]:
-            m(name=migration.name)(migration.fn)
-        return m
+    def up_to(n: int):
+        def load() -> Migrations:
+            m = Migrations("luodi")
+            for migration in real_load()._migrations[:n]:
+                m(name=migration.name)(migration.fn)
+            return m
 
-    monkeypatch.setattr(migrations, "load", up_to_0003)
-    setup = make_charity_ledger(make_charity, name="old")  # charity, project, three donations
-    books = setup.charity
-    other = setup.register_other()
-    payload = setup.disbursement((("coats", "120.00"),))
-    books.disburse(payload, sign_all(payload, *setup.keys[:2]))  # allocations and a nonce
-    books.refund(setup.donations[2].entry.receipt, "5.00", "returned at the donor's request")
-    path, size = setup.ledger.store.path, setup.ledger.size()
-    before = books_rows(setup.ledger)
-    assert all(not rowid for _, rowid, _ in _shape(path).values())  # the 0003 schema: rowid tables
-    assert before["allocations"] and before["nonces"] and before["donor_private"] and other
-    setup.charity.stores.close()
+        return load
 
-    monkeypatch.setattr(migrations, "load", real_load)
+    monkeypatch.setattr(migrations, "load", up_to(3))
+    with intake_keys_before_0005(monkeypatch):
+        setup = make_charity_ledger(make_charity, name="old")  # charity, project, three donations
+        books = setup.charity
+        other = setup.register_other()
+        payload = setup.disbursement((("coats", "120.00"),))
+        books.disburse(payload, sign_all(payload, *setup.keys[:2]))  # allocations and a nonce
+        books.refund(setup.donations[2].entry.receipt, "5.00", "returned at the donor's request")
+        path, size = setup.ledger.store.path, setup.ledger.size()
+        before = books_rows(setup.ledger)
+        assert all(not rowid for _, rowid, _ in _shape(path).values())  # the 0003 schema: rowid tables
+        assert before["allocations"] and before["nonces"] and before["donor_private"] and other
+        setup.charity.stores.close()
+
+    monkeypatch.setattr(migrations, "load", up_to(4))  # this migration, not the later ones
     storage = open_sqlite(path, upgrade=True)
     try:
         assert storage.migrations_applied == ["0004_books_without_rowid"]
@@ -65,6 +69,11 @@ def test_migration_0004_keeps_every_row_and_matches_a_fresh_install(make_charity
         fresh.close()
         assert migrated == _shape(tmp_path / "fresh.sqlite")
         assert verify_log(storage.log, REGISTRY).size == size
+    finally:
+        storage.close()
+    monkeypatch.setattr(migrations, "load", real_load)
+    storage = open_sqlite(path, upgrade=True)  # and on to today's schema
+    try:
         audit_books(storage)  # the index still equals the books recomputed from the log
     finally:
         storage.close()

@@ -1,5 +1,5 @@
 """An instance made by earlier code (tests/fixtures/instance-dc65221, before the house was
-split into a log, a personality and drivers) opens, verifies, audits and grows with today's."""
+split into a log, a personality and drivers) migrates, opens, verifies, audits and grows with today's."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from api.instance import KEY_NAME, load_key, open_instance, upgrade_database
 from ledger.charity import payload as P
 from ledger.charity.audit import audit_books
 from ledger.charity.tokens import list_tokens
+from ledger.errors import InstanceError
 from ledger.log.keyfile import read_key_file
 from ledger.log.verify import verify_log
 
@@ -42,16 +43,33 @@ def _rows(path: Path, stop: int) -> list[tuple]:
         return conn.execute("SELECT seq, leaf_hash, tree, canonical FROM entries WHERE seq < ? ORDER BY seq", (stop,)).fetchall()
 
 
-def test_the_old_instance_opens_verifies_and_audits(old):
-    assert upgrade_database(old) == []  # its schema is today's: nothing to migrate
+def _intake_keys(path: Path) -> list[tuple]:
+    with closing(sqlite3.connect(path)) as conn:
+        return conn.execute("SELECT * FROM intake_keys ORDER BY receipt").fetchall()
+
+
+def test_the_old_instance_migrates_opens_verifies_and_audits(old):
+    with pytest.raises(InstanceError, match="needs migrations: run 'luodi db upgrade'"):
+        open_instance(old)
+    keys = _intake_keys(old / "luodi.sqlite")
+    assert len(keys) == 260 and all(len(row) == 2 for row in keys)  # one key space for the instance
+    # Its schema predates the intake keys scoped per charity: only that migration runs.
+    assert upgrade_database(old) == ["0005_intake_keys_per_charity"]
+    assert upgrade_database(old) == []
+    migrated = _intake_keys(old / "luodi.sqlite")
+    assert sorted((key, receipt) for _, key, receipt in migrated) == sorted(keys)  # every key kept
     cl = open_instance(old)
     try:
         key = load_key(old / KEY_NAME).verifier
         report = verify_log(cl.ledger.store, REGISTRY, key)
         assert (report.size, report.checkpoints, report.log_key) == (SIZE, SIZE, key.to_string())
         assert cl.ledger.checkpoint() == (FIXTURE / "checkpoint.txt").read_text()
-        audit = audit_books(cl.stores)
+        audit = audit_books(cl.stores)  # the migrated index equals the books replayed from the log
         assert (audit.entries, audit.donations, audit.projects) == (SIZE, 260, 4)
+        assert {charity for charity, _, _ in migrated} == {p.charity for p in cl.projects()}
+        for charity, key, receipt in migrated:  # each key went to the charity of its donation's project
+            assert cl.project(cl.books.donation(receipt).project).charity == charity
+            assert cl.books.intake(charity, key) == receipt
         assert audit.disbursements >= 3 and audit.refunds == 1
         assert sorted((t.role, t.charity) for t in list_tokens(cl.stores.tokens)) == [
             ("admin", None),
@@ -62,14 +80,21 @@ def test_the_old_instance_opens_verifies_and_audits(old):
 
 
 def test_the_old_instance_grows_with_todays_code(old):
+    upgrade_database(old)
     cl = open_instance(old)
     try:
         before = _rows(old / "luodi.sqlite", SIZE)
         farm = cl.project("farm-livestream")
+        # A key another charity used before the upgrade is free for harvest-aid now.
+        theirs = next(key for charity, key, _ in _intake_keys(old / "luodi.sqlite") if charity != "harvest-aid")
         gift = cl.record_donation(
-            "farm-livestream", "88.00", "alipay", "PAY-NEW-1", "donor-new", "2026-12-01", intake_key="new-intake-0001"
+            "farm-livestream", "88.00", "alipay", "PAY-NEW-1", "donor-new", "2026-12-01", intake_key=theirs
         )
         assert gift.entry.seq == SIZE and not gift.replayed
+        again = cl.record_donation(
+            "farm-livestream", "88.00", "alipay", "PAY-NEW-1", "donor-new", "2026-12-01", intake_key=theirs
+        )
+        assert again.replayed and again.entry == gift.entry
         payload = P.disbursement(
             charity="harvest-aid", project="farm-livestream", currency="CNY", payee="Dingxi Post",
             purpose="Shipping apples", period=("2026-12-01", "2026-12-31"), lines=[("shipping", "100.00")],
@@ -90,6 +115,8 @@ def test_the_old_instance_grows_with_todays_code(old):
 
 @pytest.mark.parametrize("command", ["verify", "audit", "status"])
 def test_the_cli_checks_the_old_instance(old, command):
+    upgraded = CliRunner().invoke(main, ["db", "upgrade", "--instance", str(old)])
+    assert upgraded.exit_code == 0 and "0005_intake_keys_per_charity" in upgraded.output, upgraded.output
     result = CliRunner().invoke(main, [command, "--instance", str(old)])
     assert result.exit_code == 0, result.output
     assert "ok" in result.output

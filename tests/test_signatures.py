@@ -308,7 +308,7 @@ def test_nonces_belong_to_one_charity(setup):
 @pytest.mark.parametrize("seconds", [-11 * 60, 11 * 60, -3600, 86400, -10 * 60 - 1, 10 * 60 + 1])
 def test_signed_at_outside_ten_minutes_refused(setup, seconds):
     payload = setup.disbursement(signed_at=shifted(START_MS, seconds))
-    refuse(setup, SignatureError, "is more than 600s from the entry time",
+    refuse(setup, SignatureError, "is more than 600s from the server's time",
            setup.charity.disburse, payload, sign_all(payload, setup.keys[0], setup.keys[1]))  # fmt: skip
 
 
@@ -342,7 +342,7 @@ def test_window_is_configurable(setup):
     strict = open_charity_ledger(setup.charity.stores, setup.ledger.signer, clock=setup.clock, window_seconds=60)
     for seconds in (-120, 120, -61):
         payload = setup.disbursement(signed_at=shifted(START_MS, seconds))
-        refuse(setup, SignatureError, "is more than 60s from the entry time", strict.disburse, payload,
+        refuse(setup, SignatureError, "is more than 60s from the server's time", strict.disburse, payload,
                sign_all(payload, setup.keys[0], setup.keys[1]))  # fmt: skip
     for seconds in (-30, 30):
         payload = setup.disbursement(signed_at=shifted(START_MS, seconds))
@@ -360,7 +360,7 @@ def test_window_longer_than_a_day_is_named_correctly(setup):
     payload = setup.disbursement(signed_at=shifted(START_MS, -36 * 3600))
     lenient.disburse(payload, sign_all(payload, setup.keys[0], setup.keys[1]))  # a day and a half is inside
     payload = setup.disbursement(signed_at=shifted(START_MS, -3 * 86400))
-    refuse(setup, SignatureError, f"is more than {two_days}s from the entry time", lenient.disburse, payload,
+    refuse(setup, SignatureError, f"is more than {two_days}s from the server's time", lenient.disburse, payload,
            sign_all(payload, setup.keys[0], setup.keys[1]))  # fmt: skip
 
 

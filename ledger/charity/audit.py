@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ..errors import LogCorrupted, LuodiError
 from ..log.entry import parse_entry
 from .allocation import trace_fifo
-from .books import DEFAULT_WINDOW_SECONDS, Books
+from .books import DEFAULT_WINDOW_SECONDS, Books, verify_signed
 from .kinds import registry
 from .memory import MemoryBooks
 from .store import DERIVED, BooksView, Stores
@@ -60,6 +60,7 @@ def audit_books(stores: Stores, window_seconds: int = DEFAULT_WINDOW_SECONDS) ->
         for seq, _, _, canonical in log.iter_entries():
             entry = parse_entry(canonical, kinds)
             try:
+                verify_signed(entry.kind, entry.body)  # what the server checked before its lock
                 replay.apply(entry)
             except LuodiError as exc:
                 raise LogCorrupted(seq, f"the accounting rules refuse this entry: {exc.detail}") from exc

@@ -1,22 +1,32 @@
 """The books: the accounting rules that need the log so far, over an index kept beside it.
 
 For every entry appended, :meth:`Books.apply` checks the contextual rules
-(the charity and project exist; a threshold of the charity's current keys
-signed; the nonce is new and ``signed_at`` is within the window of the entry's
-time; the project's balance covers a disbursement and the donation's unspent
-money covers a refund) and updates the index, through the books-store
-protocol (:class:`ledger.charity.store.BooksView`), in the same transaction
-as the entry, so a refusal writes nothing.  Disbursements are allocated with
-:func:`ledger.charity.allocation.allocate_fifo`, the same function an
-auditor's :func:`ledger.charity.allocation.trace_fifo` uses.
+(the charity and project exist; the keys that signed are a threshold of the
+charity's current keys; the nonce is new and ``signed_at`` is within the
+window of the entry's time; the project's balance covers a disbursement and
+the donation's unspent money covers a refund) and updates the index, through
+the books-store protocol (:class:`ledger.charity.store.BooksView`), in the
+same transaction as the entry, so a refusal writes nothing.  Disbursements are
+allocated with :func:`ledger.charity.allocation.allocate_fifo`, the same
+function an auditor's :func:`ledger.charity.allocation.trace_fifo` uses.
+
+What needs no log state is checked before the append lock is taken, so a
+request refused for it costs no lock time (:meth:`BooksHook.check`): that each
+signature verifies against the key it names (:func:`verify_signatures`) and
+that ``signed_at`` is within the window of the server's time now
+(:func:`check_window`).  The shapes and types were checked before that, by
+the entry kinds (:mod:`ledger.charity.kinds`).  An auditor replaying the log
+calls the same functions for every stored entry (:mod:`ledger.charity.audit`).
 
 :class:`BooksHook` is how the books plug into the log: the
-:class:`ledger.log.ledger.Ledger` runs it inside every append.
+:class:`ledger.log.ledger.Ledger` runs its check before every append and the
+books inside it.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Callable
 
 from ..errors import Conflict, InvalidInput, MalformedNote, NotFound, Overspend, Replay, SignatureError
 from ..log.canonical import canonical_bytes
@@ -32,33 +42,76 @@ from .store import BooksStore, BooksView, Charity, Project
 DEFAULT_WINDOW_SECONDS = 600
 
 
-def check_signatures(payload: dict, sigs: list[dict], charity: Charity, owner_of) -> None:
-    """At least ``threshold`` distinct current keys of ``charity`` signed the canonical payload.
+SIGNED_KINDS = (DISBURSEMENT, KEYS_ROTATED)
 
-    Every listed signature must be valid and by a current key: a key of
-    another charity, a key counted twice or a bad signature refuses the whole.
+
+def verify_signatures(payload: dict, sigs: list[dict]) -> list[bytes]:
+    """Every signature is by a distinct key and verifies over the canonical payload
+    against the key it names; return the signers' public keys, in order.
+
+    Needs no log state: the server checks it before it takes the append lock,
+    and an auditor again for every stored entry.  Whether the keys may sign is
+    :func:`check_signers`' question.
     """
     data = canonical_bytes(payload)
-    current = {Verifier.from_string(k).public_key for k in charity.keys}
-    seen: set[bytes] = set()
+    signers: list[bytes] = []
     for i, sig in enumerate(sigs):
         verifier = Verifier.from_string(sig["key"])
-        if verifier.public_key in seen:
+        if verifier.public_key in signers:
             raise SignatureError(f"signature {i}: the same key signed twice")
-        seen.add(verifier.public_key)
-        if verifier.public_key not in current:
-            owner = owner_of(verifier.public_key)
-            if owner is not None and owner != charity.charity:
-                raise SignatureError(f"signature {i} is by a key of charity {owner}, not {charity.charity}")
-            raise SignatureError(f"signature {i} is not by a current key of charity {charity.charity}")
+        signers.append(verifier.public_key)
         try:
             raw = b64decode_strict(sig["signature"], f"signature {i}")
         except MalformedNote as exc:
             raise SignatureError(exc.detail) from exc
         if len(raw) != 64 or not verifier.verify(data, raw):
             raise SignatureError(f"signature {i} by {verifier.name} does not verify over the payload")
-    if len(seen) < charity.threshold:
-        raise SignatureError(f"{len(seen)} distinct key(s) signed; charity {charity.charity} needs {charity.threshold}")
+    return signers
+
+
+def verify_signed(kind: str, body: dict) -> None:
+    """:func:`verify_signatures` of a disbursement or key rotation (other kinds are not signed)."""
+    if kind in SIGNED_KINDS:
+        verify_signatures(body["payload"], body["signatures"])
+
+
+def signers_of(sigs: list[dict]) -> list[bytes]:
+    """The public keys that signed, as the signatures name them (not verified here)."""
+    return [Verifier.from_string(sig["key"]).public_key for sig in sigs]
+
+
+def check_signers(signers: list[bytes], charity: Charity, owner_of) -> None:
+    """The signers are current keys of ``charity``, at least ``threshold`` of them.
+
+    A key of another charity or one not current refuses the whole.  Depends on
+    the log (the charity's keys now), so the server checks it under the append lock.
+    """
+    current = {Verifier.from_string(k).public_key for k in charity.keys}
+    for i, public in enumerate(signers):
+        if public not in current:
+            owner = owner_of(public)
+            if owner is not None and owner != charity.charity:
+                raise SignatureError(f"signature {i} is by a key of charity {owner}, not {charity.charity}")
+            raise SignatureError(f"signature {i} is not by a current key of charity {charity.charity}")
+    distinct = len(set(signers))
+    if distinct < charity.threshold:
+        raise SignatureError(f"{distinct} distinct key(s) signed; charity {charity.charity} needs {charity.threshold}")
+
+
+def check_signatures(payload: dict, sigs: list[dict], charity: Charity, owner_of) -> None:
+    """At least ``threshold`` distinct current keys of ``charity`` signed the canonical payload:
+    :func:`verify_signatures`, then :func:`check_signers`.
+
+    Every listed signature must be valid and by a current key: a key of
+    another charity, a key counted twice or a bad signature refuses the whole.
+    """
+    check_signers(verify_signatures(payload, sigs), charity, owner_of)
+
+
+def check_window(signed_at: str, at: str, window: _dt.timedelta, what: str) -> None:
+    """``signed_at`` is at most ``window`` from the time ``at`` (``what`` names it)."""
+    if abs(parse_time(at) - parse_time(signed_at)) > window:
+        raise SignatureError(f"signed_at {signed_at} is more than {int(window.total_seconds())}s from {what} {at}")
 
 
 class Books(OpenHook):
@@ -111,13 +164,12 @@ class Books(OpenHook):
                 self.view.claim_key(public, charity)
 
     def _check_signed(self, entry: Entry, payload: dict, sigs: list[dict], charity: Charity) -> None:
-        check_signatures(payload, sigs, charity, self.view.owner_of)
-        signed_at = parse_time(payload["signed_at"])
-        if abs(parse_time(entry.time) - signed_at) > self.window:
-            raise SignatureError(
-                f"signed_at {payload['signed_at']} is more than {int(self.window.total_seconds())}s "
-                f"from the entry time {entry.time}"
-            )
+        """What depends on the log: the signers may sign for ``charity`` now, the entry's
+        time is within the window of ``signed_at``, and the nonce is new.  That every
+        signature verifies was checked before (:meth:`BooksHook.check`, or an auditor's
+        :func:`verify_signed`)."""
+        check_signers(signers_of(sigs), charity, self.view.owner_of)
+        check_window(payload["signed_at"], entry.time, self.window, "the entry time")
         if not self.view.use_nonce(charity.charity, payload["nonce"]):
             raise Replay(f"nonce {payload['nonce']!r} was already used by charity {charity.charity}")
 
@@ -144,9 +196,10 @@ class Books(OpenHook):
         self.view.add_project(body["project"], body["charity"], body["currency"], entry.seq)
 
     def _donation(self, entry: Entry, body: dict) -> None:
-        self._need_open_project(body["project"], body["currency"])
-        if not self.view.add_intake_key(body["intake_key"], entry.leaf_hash):
-            raise Conflict(f"intake key {body['intake_key']!r} was already used")
+        project = self._need_open_project(body["project"], body["currency"])
+        # Intake keys are the charity's: of the project the donation is for, whoever sent it.
+        if not self.view.add_intake_key(project.charity, body["intake_key"], entry.leaf_hash):
+            raise Conflict(f"intake key {body['intake_key']!r} was already used by charity {project.charity}")
         self.view.add_donation(entry.leaf_hash, entry.seq, body["project"], body["amount"])
 
     def _disbursement(self, entry: Entry, body: dict) -> None:
@@ -203,6 +256,14 @@ class BooksHook(AppendHook):
     def __init__(self, store: BooksStore, window_seconds: int = DEFAULT_WINDOW_SECONDS):
         self.store = store
         self.window_seconds = window_seconds
+        self.window = _dt.timedelta(seconds=window_seconds)
+
+    def check(self, kind: str, body: dict, clock: Callable[[], str]) -> None:
+        """Before the append lock: a signed entry's signatures verify against the keys
+        they name, and it was signed within the window of the ledger clock's time now."""
+        if kind in SIGNED_KINDS:
+            verify_signatures(body["payload"], body["signatures"])
+            check_window(body["payload"]["signed_at"], clock(), self.window, "the server's time")
 
     def open(self, txn: LogTxn) -> Books:
         return Books(self.store.in_transaction(txn), self.window_seconds)

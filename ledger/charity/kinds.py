@@ -12,7 +12,7 @@ import re
 
 from ..errors import MalformedNote
 from ..log.canonical import unchecked_bytes
-from ..log.fields import anything, date, fail, fields, hex64, list_of, literal, one_of, text, timestamp
+from ..log.fields import anything, date, fail, fields, hex64, list_of, literal, one_of, text, timestamp, wrong_type
 from ..log.kinds import Registry
 from ..log.note import Verifier
 from .money import CURRENCIES, MAX_MINOR
@@ -32,7 +32,9 @@ _B64SIG = re.compile(r"[A-Za-z0-9+/]{86}==")
 
 
 def ident(value, path):
-    if type(value) is not str or not _ID.fullmatch(value):
+    if type(value) is not str:
+        wrong_type(value, path, "an id (a string of 1-64 lowercase letters, digits and inner hyphens)")
+    if not _ID.fullmatch(value):
         fail(path, "must be an id of 1-64 lowercase letters, digits and inner hyphens")
 
 
@@ -43,21 +45,29 @@ def period(value, path):
 
 
 def currency(value, path):
-    if type(value) is not str or value not in CURRENCIES:
+    if type(value) is not str:
+        wrong_type(value, path, "an ISO 4217 currency code (a string)")
+    if value not in CURRENCIES:
         fail(path, "must be an ISO 4217 currency code we accept")
 
 
 def minor(value, path):
-    if type(value) is not int or not 0 < value <= MAX_MINOR:
+    if type(value) is not int:
+        wrong_type(value, path, "an integer (minor units)")
+    if not 0 < value <= MAX_MINOR:
         fail(path, f"must be a positive integer number of minor units, at most {MAX_MINOR}")
 
 
 def token(value, path):
-    if type(value) is not str or not _TOKEN.fullmatch(value):
+    if type(value) is not str:
+        wrong_type(value, path, "a string of 8-128 letters, digits and . _ : -")
+    if not _TOKEN.fullmatch(value):
         fail(path, "must be 8-128 characters of letters, digits and . _ : -")
 
 
 def verifier_key(value, path):
+    if type(value) is not str:
+        wrong_type(value, path, "a verifier key (a string name+hash+key)")
     try:
         Verifier.from_string(value)
     except MalformedNote as exc:
@@ -65,7 +75,9 @@ def verifier_key(value, path):
 
 
 def key_list(value, path):
-    if type(value) is not list or not 1 <= len(value) <= MAX_KEYS:
+    if type(value) is not list:
+        wrong_type(value, path, f"a list of 1 to {MAX_KEYS} verifier keys")
+    if not 1 <= len(value) <= MAX_KEYS:
         fail(path, f"must list 1 to {MAX_KEYS} verifier keys")
     for i, key in enumerate(value):
         verifier_key(key, f"{path}[{i}]")
@@ -76,20 +88,26 @@ def key_list(value, path):
 
 def keyset(body, path):
     """keys and threshold: m-of-n with 1 <= m <= n."""
-    t = body["threshold"]
-    if type(t) is not int or not 1 <= t <= len(body["keys"]):
-        fail(f"{path}.threshold", f"must be an integer from 1 to the number of keys ({len(body['keys'])})")
+    t, what = body["threshold"], f"an integer from 1 to the number of keys ({len(body['keys'])})"
+    if type(t) is not int:
+        wrong_type(t, f"{path}.threshold", what)
+    if not 1 <= t <= len(body["keys"]):
+        fail(f"{path}.threshold", f"must be {what}")
 
 
 def signatures(value, path):
-    if type(value) is not list or not 1 <= len(value) <= MAX_KEYS:
+    if type(value) is not list:
+        wrong_type(value, path, f"a list of 1 to {MAX_KEYS} signatures")
+    if not 1 <= len(value) <= MAX_KEYS:
         fail(path, f"must list 1 to {MAX_KEYS} signatures")
     for i, sig in enumerate(value):
         fields(sig, f"{path}[{i}]", {"key": verifier_key, "signature": _signature})
 
 
 def _signature(value, path):
-    if type(value) is not str or not _B64SIG.fullmatch(value):
+    if type(value) is not str:
+        wrong_type(value, path, "a base64 Ed25519 signature (a string)")
+    if not _B64SIG.fullmatch(value):
         fail(path, "must be a base64 Ed25519 signature (64 bytes)")
 
 

@@ -25,7 +25,7 @@ class MemoryBooks(BooksView):
         self._spent_by: dict[bytes, list[tuple[str, int]]] = {}  # donation -> [(disbursement hex, amount)] in log order
         self._queues: dict[str, list] = {}  # project -> [index of the first donation that may hold money, receipts...]
         self._nonces: set[tuple[str, str]] = set()
-        self._intake: dict[str, bytes] = {}
+        self._intake: dict[tuple[str, str], bytes] = {}  # (charity, intake key) -> receipt
         self._project_entries: dict[str, list[int]] = {}  # project -> seqs, ascending
         self._private: dict[bytes, tuple[bytes, bytes, str | None]] = {}
 
@@ -69,8 +69,8 @@ class MemoryBooks(BooksView):
         i = bisect.bisect_left(seqs, start)
         return seqs[i : i + limit]
 
-    def intake(self, intake_key):
-        return self._intake.get(intake_key)
+    def intake(self, charity, intake_key):
+        return self._intake.get((charity, intake_key))
 
     def unspent(self, project) -> Iterator[tuple[bytes, int]]:
         queue = self._queues.get(project)
@@ -101,7 +101,7 @@ class MemoryBooks(BooksView):
             "donations": lambda: [(r, *row) for r, row in self._donations.items()],
             "allocations": lambda: [(r, d, a, s) for (r, d), (a, s) in self._allocations.items()],
             "nonces": lambda: list(self._nonces),
-            "intake_keys": lambda: list(self._intake.items()),
+            "intake_keys": lambda: [(c, k, r) for (c, k), r in self._intake.items()],
             "project_entries": lambda: [(p, s) for p, seqs in self._project_entries.items() for s in seqs],
         }[table]()
         return sorted(rows)
@@ -129,10 +129,10 @@ class MemoryBooks(BooksView):
     def close_project(self, project, seq):
         self._projects[project][3] = seq
 
-    def add_intake_key(self, intake_key, receipt):
-        if intake_key in self._intake:
+    def add_intake_key(self, charity, intake_key, receipt):
+        if (charity, intake_key) in self._intake:
             return False
-        self._intake[intake_key] = receipt
+        self._intake[(charity, intake_key)] = receipt
         return True
 
     def add_donation(self, receipt, seq, project, amount):

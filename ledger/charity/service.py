@@ -20,12 +20,14 @@ from ..errors import Conflict, InvalidInput, NotFound
 from ..log.canonical import canonical_bytes
 from ..log.clock import utc_now
 from ..log.entry import Entry, receipt_bytes
+from ..log.fields import Check, fields
 from ..log.ledger import Ledger
 from ..log.note import Signer
 from ..log.writer import Writer
 from .allocation import DonationTrace
 from .books import DEFAULT_WINDOW_SECONDS, BooksHook
-from .kinds import postings_for, registry
+from .kinds import DISBURSEMENT, KEYS_ROTATED, disbursement_payload, postings_for, registry, rotation_payload
+from .kinds import signatures as signature_list
 from .money import parse_amount
 from .receipts import Receipt, receipt_from_writer, receipt_of
 from .store import BooksView, Donation, Project, Stores
@@ -57,6 +59,14 @@ def _text(value, what: str, limit: int = 256) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
         raise InvalidInput(f"{what} must be non-empty text of at most {limit} characters")
     return value
+
+
+def _signed_body(check_payload: Check, payload: dict, signatures: list[dict]) -> dict:
+    """The body of a signed entry, its payload and signatures checked member by member
+    first, so that a wrong type is named (``$.payload.amount: must be an integer ...``)."""
+    body = {"payload": payload, "signatures": signatures}
+    fields(body, "$", {"payload": check_payload, "signatures": signature_list})
+    return body
 
 
 def open_charity_ledger(
@@ -102,7 +112,9 @@ class CharityLedger:
         return self.ledger.append("charity.registered", body)
 
     def rotate_keys(self, payload: dict, signatures: list[dict]) -> Entry:
-        return self.ledger.append("charity.keys_rotated", {"payload": payload, "signatures": signatures})
+        """Replace a charity's keys and threshold, signed by a threshold of its current keys."""
+        body = _signed_body(rotation_payload, payload, signatures)
+        return self.ledger.append(KEYS_ROTATED, body)
 
     def open_project(
         self,
@@ -137,9 +149,11 @@ class CharityLedger:
         intake_key: str,
         personal: dict | None = None,
     ) -> DonationReceipt:
-        """Record a donation once per intake key.
+        """Record a donation once per intake key of the project's charity.
 
-        The same key with the same request returns the original receipt
+        Intake keys are scoped per charity (of the project the donation is
+        for): two charities may use the same key.  Within one charity, the same
+        key with the same request returns the original receipt
         (``replayed=True``); with a different request it is a :class:`Conflict`.
         ``donor_ref`` and ``personal`` never enter the log: the entry holds
         only ``SHA-256(salt || donor_ref)``, and the salt goes back in the receipt.
@@ -173,7 +187,7 @@ class CharityLedger:
             type(personal) is not dict or not all(isinstance(k, str) and isinstance(v, str) for k, v in personal.items())
         ):
             raise InvalidInput("personal data must be an object of strings")
-        currency = self._project_facts(project, w.hook.view)[1]
+        charity, currency = self._project_facts(project, w.hook.view)
         minor = parse_amount(amount, currency)
         request = {
             "project": project,
@@ -185,7 +199,8 @@ class CharityLedger:
             "personal": personal,
         }
         fingerprint = hashlib.sha256(canonical_bytes(request)).digest()
-        existing = w.hook.view.intake(intake_key) if isinstance(intake_key, str) else None
+        # Intake keys are scoped per charity: of the project, whichever token sent the donation.
+        existing = w.hook.view.intake(charity, intake_key) if isinstance(intake_key, str) else None
         if existing is not None:
             return self._replay(existing, fingerprint, w)
         salt = secrets.token_bytes(SALT_BYTES)
@@ -229,14 +244,9 @@ class CharityLedger:
 
     def disburse(self, payload: dict, signatures: list[dict]) -> Entry:
         """Append a disbursement that a threshold of the charity's keys signed."""
-        if type(payload) is not dict:
-            raise InvalidInput("payload must be an object")
-        body = {"payload": payload, "signatures": signatures}
-        try:
-            body["postings"] = postings_for("disbursement", body)
-        except (KeyError, TypeError) as exc:
-            raise InvalidInput(f"payload is missing {exc}") from exc
-        return self.ledger.append("disbursement", body)
+        body = _signed_body(disbursement_payload, payload, signatures)
+        body["postings"] = postings_for(DISBURSEMENT, body)
+        return self.ledger.append(DISBURSEMENT, body)
 
     def refund(self, donation: str, amount: str, reason: str) -> Entry:
         """Return unspent money of one donation to its donor."""

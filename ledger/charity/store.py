@@ -2,7 +2,7 @@
 
 The books are an index derived from the log (charities and their keys,
 projects and their totals, donations and what spent them, used nonces and
-intake keys, each project's entries), plus one table that is not derived:
+intake keys (both per charity), each project's entries), plus one table that is not derived:
 ``donor_private``, what the intake sent about a donor and the receipt salt,
 which can be erased without touching the chain.
 
@@ -36,7 +36,7 @@ DERIVED: dict[str, tuple[str, ...]] = {
     "donations": ("receipt", "seq", "project", "amount", "spent", "refunded"),
     "allocations": ("donation", "disbursement", "amount", "seq"),
     "nonces": ("charity", "nonce"),
-    "intake_keys": ("intake_key", "receipt"),
+    "intake_keys": ("charity", "intake_key", "receipt"),
     "project_entries": ("project", "seq"),
 }
 
@@ -118,8 +118,9 @@ class BooksView(ABC):
     def project_seqs(self, project: str, start: int, limit: int) -> list[int]: ...
 
     @abstractmethod
-    def intake(self, intake_key: str) -> bytes | None:
-        """The receipt of the donation recorded with this intake key."""
+    def intake(self, charity: str, intake_key: str) -> bytes | None:
+        """The receipt of the donation recorded with this intake key for a project of
+        ``charity`` (intake keys are scoped per charity)."""
 
     @abstractmethod
     def unspent(self, project: str) -> Iterator[tuple[bytes, int]]:
@@ -156,8 +157,8 @@ class BooksView(ABC):
     def close_project(self, project: str, seq: int) -> None: ...
 
     @abstractmethod
-    def add_intake_key(self, intake_key: str, receipt: bytes) -> bool:
-        """Record an intake key; False if it was used before."""
+    def add_intake_key(self, charity: str, intake_key: str, receipt: bytes) -> bool:
+        """Record an intake key of ``charity``; False if the charity used it before."""
 
     @abstractmethod
     def add_donation(self, receipt: bytes, seq: int, project: str, amount: int) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from ..log.clock import utc_now
-from .store import TokenStore
+from .store import BooksView, TokenStore
 
 ROLES = ("admin", "intake")
 PREFIX = "luodi_"
@@ -35,12 +35,22 @@ def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 
 
-def create_token(tokens: TokenStore, role: str, charity: str | None = None) -> str:
-    """Store a new token's hash; return the token (the only time it exists in clear)."""
+def create_token(
+    tokens: TokenStore, role: str, charity: str | None = None, books: BooksView | None = None
+) -> str:
+    """Store a new token's hash; return the token (the only time it exists in clear).
+
+    A token scoped to ``charity`` is made only for a charity registered in ``books``
+    (:class:`NotFound` otherwise), so a typo cannot make a token that grants nothing."""
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
     if charity is not None and role != "intake":
         raise InvalidInput("only intake tokens are scoped to a charity")
+    if charity is not None:
+        if books is None:
+            raise TypeError("a token scoped to a charity needs the books, to check that the charity exists")
+        if not isinstance(charity, str) or books.charity(charity) is None:
+            raise NotFound(f"no charity {charity!r}: register it before making a token for it")
     token = PREFIX + secrets.token_urlsafe(32)
     tokens.add(token_hash(token), role, charity, utc_now())
     return token

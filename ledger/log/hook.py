@@ -5,6 +5,9 @@ rules) to the personality on top of its log; Tessera keeps indexes that
 follow the log outside its tree storage.  Here a personality hands the
 :class:`ledger.log.ledger.Ledger` an :class:`AppendHook`:
 
+- before an append takes the lock, :meth:`AppendHook.check` sees each entry's
+  kind and body (already checked against its kind): what it refuses there
+  needs no log state and costs no lock time;
 - when a writer opens, :meth:`AppendHook.open` gets the append transaction
   (opaque to the log, so the personality's own driver can write in it) and
   returns an :class:`OpenHook`;
@@ -14,7 +17,9 @@ follow the log outside its tree storage.  Here a personality hands the
   :class:`ledger.errors.LogCorrupted` at its seq;
 - every entry the writer seals goes through :meth:`OpenHook.apply` before it
   is staged, and a refusal (any :class:`ledger.errors.LuodiError`) keeps it
-  out of the log;
+  out of the log.  Every entry reaches it after :meth:`AppendHook.check` (a
+  writer's own appends and the entries it catches up on are checked inside
+  the lock, at the entry's time), so it need only check what depends on the log;
 - on commit, :meth:`OpenHook.mark_applied` records how far the hook got, in
   the same transaction as the entries.
 
@@ -24,6 +29,7 @@ The log calls nothing else and knows nothing of what the hook keeps.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 from .entry import Entry
 from .store import LogTxn
@@ -44,6 +50,11 @@ class OpenHook(ABC):
 
 
 class AppendHook(ABC):
+    def check(self, kind: str, body: dict, clock: Callable[[], str]) -> None:
+        """Check what needs no log state, before the append lock is taken; raise to
+        refuse.  ``clock()`` is the time now, as the ledger's clock says (call it
+        only if needed).  By default there is nothing to check."""
+
     @abstractmethod
     def open(self, txn: LogTxn) -> OpenHook:
         """The hook's view of one append, inside its transaction."""

@@ -121,6 +121,9 @@ class Ledger:
                 raise InvalidEntry(f"entry {i} of the batch: {exc.detail}") from exc
             except (TypeError, ValueError) as exc:
                 raise InvalidEntry(f"entry {i} of the batch is not a (kind, body) pair") from exc
+        if self.hook is not None:
+            for kind, body, _ in checked:  # what needs no log state costs no lock time
+                self.hook.check(kind, body, self.clock)
 
         def work(w: Writer) -> list[Entry]:
             return [w.append_checked(kind, body, data) for kind, body, data in checked]

@@ -67,6 +67,7 @@ class Writer:
         self._rows: list[Row] = []
         self.note: str | None = None  # the signed checkpoint, once committed
         self.checkpoint: Checkpoint | None = None
+        self._check = hook.check if hook is not None else None
         self.hook: OpenHook | None = hook.open(txn) if hook is not None else None
         if self.hook is not None:
             self._catch_up(size)
@@ -78,7 +79,9 @@ class Writer:
             return
         for seq, _, _, canonical in self.txn.rows(applied + 1):
             try:
-                self.hook.apply(parse_entry(canonical, self.registry))
+                entry = parse_entry(canonical, self.registry)
+                self._check(entry.kind, entry.body, lambda at=entry.time: at)  # checked at its own time
+                self.hook.apply(entry)
             except LuodiError as exc:
                 raise LogCorrupted(seq, f"the books refuse this stored entry: {exc.detail}") from exc
         self.hook.mark_applied(size - 1)
@@ -86,10 +89,14 @@ class Writer:
     def append(self, kind: str, body: dict) -> Entry:
         if kind == "genesis":
             raise InvalidEntry("only the log itself writes the genesis entry")
-        return self.append_checked(kind, body, body_bytes(kind, body, self.registry))
+        data = body_bytes(kind, body, self.registry)
+        if self._check is not None:
+            self._check(kind, body, lambda: self.time)
+        return self.append_checked(kind, body, data)
 
     def append_checked(self, kind: str, body: dict, data: bytes) -> Entry:
-        """Seal a body already checked by :func:`body_bytes`, run the hook on it, stage it."""
+        """Seal a body already checked by :func:`body_bytes` and the hook's
+        :meth:`~ledger.log.hook.AppendHook.check`, run the hook on it, stage it."""
         seq = self.frontier.size
         entry = seal(seq, self.prev, self.time, kind, body, data)
         if self.hook is not None:

@@ -17,7 +17,7 @@ from .database import Database
 from .log import SQLiteAppend
 
 BOOKS_TABLES = ("books_state", *DERIVED, "donor_private")
-# Looked up by their primary key, stored WITHOUT ROWID (migration 0004).
+# Looked up by their primary key, stored WITHOUT ROWID (migrations 0004 and 0005).
 KEYED_TABLES = ("charity_keys", "donations", "allocations", "nonces", "intake_keys", "donor_private", "project_entries")
 _ORDER = {
     "charities": "charity",
@@ -26,7 +26,7 @@ _ORDER = {
     "donations": "receipt",
     "allocations": "donation, disbursement",
     "nonces": "charity, nonce",
-    "intake_keys": "intake_key",
+    "intake_keys": "charity, intake_key",
     "project_entries": "project, seq",
 }
 _PROJECT = "SELECT project, charity, currency, seq, closed_seq IS NOT NULL, raised, spent, refunded, donations FROM projects"
@@ -89,8 +89,10 @@ class SQLiteBooks(BooksView):
         )
         return [r[0] for r in rows]
 
-    def intake(self, intake_key):
-        row = self.conn.execute("SELECT receipt FROM intake_keys WHERE intake_key = ?", (intake_key,)).fetchone()
+    def intake(self, charity, intake_key):
+        row = self.conn.execute(
+            "SELECT receipt FROM intake_keys WHERE charity = ? AND intake_key = ?", (charity, intake_key)
+        ).fetchone()
         return None if row is None else row[0]
 
     def unspent(self, project):
@@ -150,8 +152,10 @@ class SQLiteBooks(BooksView):
     def close_project(self, project, seq):
         self.conn.execute("UPDATE projects SET closed_seq = ? WHERE project = ?", (seq, project))
 
-    def add_intake_key(self, intake_key, receipt):
-        return self._insert_new("INSERT INTO intake_keys (intake_key, receipt) VALUES (?, ?)", (intake_key, receipt))
+    def add_intake_key(self, charity, intake_key, receipt):
+        return self._insert_new(
+            "INSERT INTO intake_keys (charity, intake_key, receipt) VALUES (?, ?, ?)", (charity, intake_key, receipt)
+        )
 
     def add_donation(self, receipt, seq, project, amount):
         self.conn.execute(
