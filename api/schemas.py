@@ -62,7 +62,7 @@ class Nested(fields.Nested):
 class Body(Schema):
     """A request body: a JSON object of known members."""
 
-    error_messages = {"type": "must be a JSON object", "unknown": "is not a member of this body"}
+    error_messages = {"type": "must be an object", "unknown": "is not a member of this body"}
 
 
 class EntryItem(Schema):
