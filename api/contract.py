@@ -73,6 +73,7 @@ class ProblemsPlugin(BasePlugin):
                 add += [429, 503]
             for status in add:
                 responses.setdefault(str(status), http.HTTPStatus(status).name)
+            op["responses"] = dict(sorted(responses.items(), key=lambda kv: (str(kv[0]) == "default", str(kv[0]))))
 
 
 def init_app(app: Flask, api) -> None:

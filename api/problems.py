@@ -87,6 +87,9 @@ class ProblemApi(Api):
             response = {"description": status.phrase}
             if not (100 <= status < 200) and status not in (204, 304):
                 response["schema"] = self.ERROR_SCHEMA
+            if status in (429, 503):
+                response["headers"] = {"Retry-After": {
+                    "description": "seconds to wait before trying again", "schema": {"type": "string"}}}
             prepare_response(response, self.spec, PROBLEM)
             self.spec.components.response(status.name, response, lazy=True)
         response = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
