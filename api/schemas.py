@@ -200,7 +200,8 @@ class RefundIn(Body):
 
 class IdempotencyHeader(Schema):
     idempotency_key = Text(
-        required=True, data_key="Idempotency-Key", validate=validate.Regexp(r"^[A-Za-z0-9._:-]{8,128}$")
+        required=True, data_key="Idempotency-Key",
+        validate=validate.Regexp(r"^[A-Za-z0-9._:-]{8,128}$", error="must be 8-128 letters, digits and . _ : -"),
     )
 
 
