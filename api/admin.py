@@ -4,9 +4,9 @@ proofs and the donor's own salt stay valid."""
 
 from __future__ import annotations
 
-from flask_smorest import Blueprint
 
 from . import schemas as s
+from .bodies import Blueprint
 from .auth import SECURITY, guard, needs
 from .state import charity_ledger
 from .views import item
@@ -15,7 +15,7 @@ blp = Blueprint("admin", __name__, url_prefix="/v1", description="The operator's
 blp.before_request(guard)
 
 
-@blp.post("/projects/<project_id>/closure")
+@blp.post("/projects/<id:project_id>/closure")
 @needs("admin")
 @blp.arguments(s.ClosureIn())
 @blp.response(201, s.EntryItem)
@@ -25,7 +25,7 @@ def close_project(body, project_id):
     return item(charity_ledger().close_project(project_id, body["reason"]))
 
 
-@blp.get("/receipts/<leaf_hash>/personal-data")
+@blp.get("/receipts/<hash:leaf_hash>/personal-data")
 @needs("admin")
 @blp.response(200, s.PersonalData, headers={"Cache-Control": {"schema": {"type": "string"}}})
 @blp.doc(security=SECURITY)
@@ -34,7 +34,7 @@ def personal_data(leaf_hash):
     return {"receipt": leaf_hash, "personal": charity_ledger().personal_data(leaf_hash)}, 200, {"Cache-Control": "no-store"}
 
 
-@blp.delete("/receipts/<leaf_hash>/personal-data")
+@blp.delete("/receipts/<hash:leaf_hash>/personal-data")
 @needs("admin")
 @blp.response(200, s.Erasure)
 @blp.doc(security=SECURITY)

@@ -22,6 +22,8 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from ledger.errors import LuodiError
 
+from . import contract
+
 PROBLEM = "application/problem+json"
 _HTTP_TYPES = {
     400: "bad-request",
@@ -85,6 +87,9 @@ class ProblemApi(Api):
             response = {"description": status.phrase}
             if not (100 <= status < 200) and status not in (204, 304):
                 response["schema"] = self.ERROR_SCHEMA
+            if status in (429, 503):
+                response["headers"] = {"Retry-After": {
+                    "description": "seconds to wait before trying again", "schema": {"type": "string"}}}
             prepare_response(response, self.spec, PROBLEM)
             self.spec.components.response(status.name, response, lazy=True)
         response = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
@@ -99,7 +104,11 @@ class ProblemApi(Api):
             extra["errors"] = data["messages"]
         detail = error.description or error.name
         if status == 422 and "errors" in extra:
-            detail = "the request does not match its schema"
+            detail = describe_errors(extra["errors"])
+        elif status == 404 and request.url_rule is None:
+            detail = f"nothing at {request.path}: {contract.PATH_RULES}"
+        elif status == 413 and current_app.config.get("MAX_CONTENT_LENGTH"):
+            detail = f"the request body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes"
         resp = problem(status, _HTTP_TYPES.get(status, "http-error"), error.name, detail, **extra)
         for key, value in (getattr(error, "get_headers", lambda: [])() or []):
             if key.lower() in ("allow", "retry-after"):
@@ -107,6 +116,35 @@ class ProblemApi(Api):
         if status == 405 and hasattr(error, "valid_methods") and error.valid_methods:
             resp.headers["Allow"] = ", ".join(error.valid_methods)
         return resp
+
+
+_WHERE = {"json": "", "query": "query parameter ", "headers": "header ", "view_args": "path parameter "}
+
+
+def describe_errors(messages: dict) -> str:
+    """One line from webargs' schema errors (by location, then field), naming each field:
+    ``amount: must be a string such as "12.30"; period.start: is required``."""
+    lines = []
+
+    def walk(node, prefix: str, path: str) -> None:
+        if isinstance(node, dict):
+            for key, sub in node.items():
+                if key == "_schema":
+                    walk(sub, prefix, path)
+                elif isinstance(key, int):
+                    walk(sub, prefix, f"{path}[{key}]")
+                else:
+                    walk(sub, prefix, f"{path}.{key}" if path else str(key))
+        elif isinstance(node, list) and not all(isinstance(m, str) for m in node):
+            for sub in node:
+                walk(sub, prefix, path)
+        else:
+            text = "; ".join(node) if isinstance(node, list) else str(node)
+            lines.append(f"{prefix}{path}: {text}" if path else f"the {prefix.strip() or 'body'}: {text}")
+
+    for location, errors in messages.items():
+        walk(errors, _WHERE.get(location, f"{location} "), "")
+    return "; ".join(lines) or "the request does not match its schema"
 
 
 def log_failure(exc_info) -> None:
@@ -153,7 +191,8 @@ def _too_deep(error: RecursionError):
 
 
 def init_app(app: Flask) -> Api:
-    api = ProblemApi(app)
+    api = ProblemApi(app, spec_kwargs={"extra_plugins": [contract.ProblemsPlugin()]})
+    contract.init_app(app, api)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     app.register_error_handler(LuodiError, _domain_error)
     app.register_error_handler(RecursionError, _too_deep)

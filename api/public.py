@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from flask import Response, current_app, json, stream_with_context
-from flask_smorest import Blueprint
 
 from . import schemas as s
+from .bodies import Blueprint
+from .contract import SEQ
 from .state import charity_ledger, ledger
 from .views import hexes, immutable, item, project, receipt
 
@@ -44,7 +45,7 @@ def entries(args):
     return {"entries": [item(e) for e in entries], "next_start": next_start}
 
 
-@blp.get("/entries/<int:seq>")
+@blp.get(f"/entries/<{SEQ}:seq>")
 @blp.response(200, s.EntryItem)
 def entry(seq):
     """One entry; immutable, so it carries a strong ETag."""
@@ -72,7 +73,7 @@ def consistency(args):
     return immutable(resp) if "second" in args else resp
 
 
-@blp.get("/receipts/<leaf_hash>")
+@blp.get("/receipts/<hash:leaf_hash>")
 @blp.response(200, s.Receipt)
 def get_receipt(leaf_hash):
     """Everything a donor needs to verify a gift offline: the entry, its proof, the
@@ -87,14 +88,14 @@ def projects():
     return {"projects": [project(p) for p in charity_ledger().projects()]}
 
 
-@blp.get("/projects/<project_id>")
+@blp.get("/projects/<id:project_id>")
 @blp.response(200, s.Project)
 def get_project(project_id):
     """One project's totals: raised, spent, refunded, balance, number of donations."""
     return project(charity_ledger().project(project_id))
 
 
-@blp.get("/projects/<project_id>/entries")
+@blp.get("/projects/<id:project_id>/entries")
 @blp.arguments(s.PageQuery(), location="query")
 @blp.response(200, s.EntryPage)
 def project_entries(args, project_id):

@@ -9,12 +9,60 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from ledger.charity.kinds import CHANNELS
-from ledger.charity.money import DECIMAL_PATTERN
+from ledger.charity.kinds import _ID, CHANNELS, MAX_KEYS
+from ledger.charity.money import CURRENCIES, DECIMAL_PATTERN
 from ledger.log.fields import HEX64 as _HEX64
 
 HEX64 = validate.Regexp(f"^{_HEX64.pattern}$", error="must be 64 lowercase hex digits")
 DECIMAL = validate.Regexp(f"^{DECIMAL_PATTERN}$", error="must be a decimal string such as 12.30")
+ID = validate.Regexp(f"^{_ID.pattern}$", error="must be an id of 1-64 lowercase letters, digits and inner hyphens")
+DATE = validate.Regexp(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", error="must be a date YYYY-MM-DD")
+
+# -- request fields: each type error names the type expected (the field is named by its place) --
+
+_ANY = {"required": "is required", "null": "must not be null"}
+
+
+class Text(fields.String):
+    default_error_messages = {**_ANY, "invalid": "must be a string"}
+
+
+class Amount(Text):
+    """A decimal string; a number here is a type error, never rounded."""
+
+    default_error_messages = {"invalid": 'must be a string such as "12.30"'}
+
+    def __init__(self, **kwargs):
+        super().__init__(validate=DECIMAL, **kwargs)
+
+
+class Int(fields.Integer):
+    default_error_messages = {**_ANY, "invalid": "must be an integer", "too_large": "is too large"}
+
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, **kwargs)
+
+
+class QueryInt(fields.Integer):
+    default_error_messages = {**_ANY, "invalid": "must be an integer", "too_large": "is too large"}
+
+
+class Object(fields.Dict):
+    default_error_messages = {**_ANY, "invalid": "must be an object"}
+
+
+class ListOf(fields.List):
+    default_error_messages = {**_ANY, "invalid": "must be a list"}
+
+
+class Nested(fields.Nested):
+    default_error_messages = {**_ANY, "type": "must be an object"}
+
+
+class Body(Schema):
+    """A request body: a JSON object of known members."""
+
+    error_messages = {"type": "must be an object", "unknown": "is not a member of this body"}
 
 
 class EntryItem(Schema):
@@ -29,13 +77,13 @@ class EntryPage(Schema):
 
 
 class PageQuery(Schema):
-    start = fields.Integer(load_default=0, validate=validate.Range(min=0, max=2**53 - 1))
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    start = QueryInt(load_default=0, validate=validate.Range(min=0, max=2**53 - 1))
+    limit = QueryInt(load_default=100, validate=validate.Range(min=1, max=1000))
 
 
 class InclusionQuery(Schema):
-    leaf_hash = fields.String(required=True, validate=HEX64)
-    tree_size = fields.Integer(validate=validate.Range(min=1))
+    leaf_hash = Text(required=True, validate=HEX64)
+    tree_size = QueryInt(validate=validate.Range(min=1))
 
 
 class Inclusion(Schema):
@@ -45,8 +93,8 @@ class Inclusion(Schema):
 
 
 class ConsistencyQuery(Schema):
-    first = fields.Integer(required=True, validate=validate.Range(min=1))
-    second = fields.Integer(validate=validate.Range(min=1))
+    first = QueryInt(required=True, validate=validate.Range(min=1))
+    second = QueryInt(validate=validate.Range(min=1))
 
 
 class Consistency(Schema):
@@ -102,60 +150,63 @@ class ProjectList(Schema):
     projects = fields.List(fields.Nested(Project), required=True)
 
 
-class CharityIn(Schema):
-    charity = fields.String(required=True)
-    name = fields.String(required=True)
-    keys = fields.List(fields.String(), required=True)
-    threshold = fields.Integer(required=True, strict=True)
+class CharityIn(Body):
+    charity = Text(required=True, validate=ID)
+    name = Text(required=True, validate=validate.Length(min=1, max=200))
+    keys = ListOf(Text(), required=True, validate=validate.Length(min=1, max=MAX_KEYS),
+                  metadata={"description": "Ed25519 verifier keys, name+keyid+base64"})
+    threshold = Int(required=True, validate=validate.Range(min=1, max=MAX_KEYS),
+                    metadata={"description": "how many of the keys must sign; at most the number of keys"})
 
 
-class Period(Schema):
-    start = fields.String(required=True)
-    end = fields.String(required=True)
+class Period(Body):
+    start = Text(required=True, validate=DATE)
+    end = Text(required=True, validate=DATE)
 
 
-class ProjectIn(Schema):
-    project = fields.String(required=True)
-    charity = fields.String(required=True)
-    title = fields.String(required=True)
-    purpose = fields.String(required=True)
-    currency = fields.String(required=True)
-    target = fields.String(validate=DECIMAL)
-    period = fields.Nested(Period)
+class ProjectIn(Body):
+    project = Text(required=True, validate=ID)
+    charity = Text(required=True, validate=ID)
+    title = Text(required=True, validate=validate.Length(min=1, max=200))
+    purpose = Text(required=True, validate=validate.Length(min=1, max=2000))
+    currency = Text(required=True, validate=validate.OneOf(sorted(CURRENCIES)))
+    target = Amount()
+    period = Nested(Period)
 
 
-class DonationIn(Schema):
-    amount = fields.String(required=True, validate=DECIMAL)
-    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
-    payment_ref = fields.String(required=True, validate=validate.Length(min=1, max=256))
-    donor_ref = fields.String(required=True, validate=validate.Length(min=1, max=256))
-    value_date = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))
-    personal = fields.Dict(keys=fields.String(), values=fields.String())
+class DonationIn(Body):
+    amount = Amount(required=True)
+    channel = Text(required=True, validate=validate.OneOf(CHANNELS))
+    payment_ref = Text(required=True, validate=validate.Length(min=1, max=256))
+    donor_ref = Text(required=True, validate=validate.Length(min=1, max=256))
+    value_date = Text(required=True, validate=DATE)
+    personal = Object(keys=Text(), values=Text())
 
 
-class Signature(Schema):
-    key = fields.String(required=True)
-    signature = fields.String(required=True)
+class Signature(Body):
+    key = Text(required=True)
+    signature = Text(required=True)
 
 
-class SignedIn(Schema):
-    payload = fields.Dict(required=True, metadata={"description": "the charity-signed payload (docs/entries.md)"})
-    signatures = fields.List(fields.Nested(Signature), required=True)
+class SignedIn(Body):
+    payload = Object(required=True, metadata={"description": "the charity-signed payload (docs/entries.md)"})
+    signatures = ListOf(Nested(Signature), required=True, validate=validate.Length(min=1, max=MAX_KEYS))
 
 
-class RefundIn(Schema):
-    amount = fields.String(required=True, validate=DECIMAL)
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+class RefundIn(Body):
+    amount = Amount(required=True)
+    reason = Text(required=True, validate=validate.Length(min=1, max=2000))
 
 
 class IdempotencyHeader(Schema):
-    idempotency_key = fields.String(
-        required=True, data_key="Idempotency-Key", validate=validate.Regexp(r"^[A-Za-z0-9._:-]{8,128}$")
+    idempotency_key = Text(
+        required=True, data_key="Idempotency-Key",
+        validate=validate.Regexp(r"^[A-Za-z0-9._:-]{8,128}$", error="must be 8-128 letters, digits and . _ : -"),
     )
 
 
-class ClosureIn(Schema):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+class ClosureIn(Body):
+    reason = Text(required=True, validate=validate.Length(min=1, max=2000))
 
 
 class PersonalData(Schema):

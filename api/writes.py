@@ -5,12 +5,12 @@ charity's own signatures are the authority."""
 from __future__ import annotations
 
 from flask import g
-from flask_smorest import Blueprint
 
 from ledger.charity.tokens import require
 from ledger.errors import InvalidInput
 
 from . import schemas as s
+from .bodies import Blueprint
 from .auth import SECURITY, guard, needs
 from .state import charity_ledger
 from .views import item, receipt
@@ -48,7 +48,7 @@ def open_project(body):
     return item(charity_ledger().open_project(**body))
 
 
-@blp.post("/projects/<project_id>/donations")
+@blp.post("/projects/<id:project_id>/donations")
 @needs("intake")
 @blp.arguments(s.IdempotencyHeader(), location="headers")
 @blp.arguments(s.DonationIn())
@@ -65,7 +65,7 @@ def donate(headers, body, project_id):
     return answer, 200 if done.replayed else 201
 
 
-@blp.post("/projects/<project_id>/disbursements")
+@blp.post("/projects/<id:project_id>/disbursements")
 @blp.arguments(s.SignedIn())
 @blp.response(201, s.EntryItem)
 def disburse(body, project_id):
@@ -74,7 +74,7 @@ def disburse(body, project_id):
     return item(charity_ledger().disburse(body["payload"], body["signatures"]))
 
 
-@blp.post("/charities/<charity_id>/key-rotations")
+@blp.post("/charities/<id:charity_id>/key-rotations")
 @blp.arguments(s.SignedIn())
 @blp.response(201, s.EntryItem)
 def rotate_keys(body, charity_id):
@@ -83,7 +83,7 @@ def rotate_keys(body, charity_id):
     return item(charity_ledger().rotate_keys(body["payload"], body["signatures"]))
 
 
-@blp.post("/receipts/<leaf_hash>/refunds")
+@blp.post("/receipts/<hash:leaf_hash>/refunds")
 @needs("intake")
 @blp.arguments(s.RefundIn())
 @blp.response(201, s.EntryItem)

@@ -178,15 +178,20 @@ def test_deeply_nested_json_is_a_client_error(make_api):
         assert_problem(resp, 400)
 
 
-@pytest.mark.parametrize("value", ["1.5", "1e400", "NaN", "Infinity", "-5", "100000000000000000000000000000"])
-def test_numbers_a_payload_may_not_hold_are_422(make_api, value):
+@pytest.mark.parametrize(
+    "value, status",
+    # Numbers JSON text may hold but no body means are refused by the body reader (400);
+    # numbers that read fine but break the payload's rules by the core (422).
+    [("1.5", 422), ("1e400", 400), ("NaN", 400), ("Infinity", 400), ("-5", 422), ("100000000000000000000000000000", 400)],
+)
+def test_numbers_a_payload_may_not_hold_are_refused(make_api, value, status):
     env = make_api()
     payload = env.disbursement()
     sigs = signed(payload, *env.keys[:2])["signatures"]
     text = json.dumps({"payload": {**payload, "amount": 0}, "signatures": sigs}).replace('"amount": 0', f'"amount": {value}', 1)
     with env.unchanged():
         resp = env.client.post(f"/v1/projects/{PROJECT}/disbursements", data=text, content_type="application/json")
-        assert_problem(resp, 422)
+        assert_problem(resp, status)
 
 
 def test_schema_errors_list_every_field(make_api):

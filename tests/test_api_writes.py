@@ -503,7 +503,7 @@ def test_disbursement_overspend_is_409(make_api):
         ("closed project", 409, "conflict"),
         ("other currency", 422, None),
         ("missing signatures", 422, "invalid-input"),
-        ("no signatures", 422, "invalid-entry"),
+        ("no signatures", 422, "invalid-input"),
         ("signature not base64", 422, "invalid-entry"),
         ("signature without key", 422, "invalid-input"),
         ("missing payload", 422, "invalid-input"),

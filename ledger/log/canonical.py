@@ -115,14 +115,19 @@ def _no_constant(text: str):
     raise InvalidEntry(f"{text} is not allowed")
 
 
-def _no_duplicates(pairs):
+def no_duplicate_keys(pairs: list) -> dict:
+    """A JSON decoder's ``object_pairs_hook`` that refuses an object naming a key twice
+    (RFC 8259 leaves it to the reader; readers differ on which value wins).
+    The rule for entries here, and for request bodies at the HTTP edge."""
     obj = dict(pairs)
     if len(obj) != len(pairs):
-        raise InvalidEntry("object has a duplicate key")
+        seen: set = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise InvalidEntry(f"object has a duplicate key {twice!r}")
     return obj
 
 
-_strict = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
+_strict = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_constant, object_pairs_hook=no_duplicate_keys)
 _lenient = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_constant)
 
 
