@@ -1,0 +1,299 @@
+"""The gunicorn worker of ``luodi serve``: threads run requests, an event loop reads
+them, so that slow or idle clients cannot starve the others.
+
+gunicorn's own workers give a client's connection a thread (gthread) or the
+whole process (sync) while the request is still being read: a client that
+trickles its header lines, a byte a second, holds it for as long as it likes,
+and a few such clients stall the server.  Here the worker's event loop reads
+each request, head and body (up to the app's ``MAX_CONTENT_LENGTH``), from a
+non-blocking socket, under one deadline per request (``CLIENT_TIMEOUT_SECONDS``
+in the app's config, 10 s by default), and only a whole request goes to the
+thread pool.  Its thread then finds the request in the parser's buffer; its
+socket keeps the same timeout as a backstop, which also bounds how long a
+client that does not read its answer can hold the thread.
+
+A request still incomplete at its deadline gets a 408, an idle new connection
+is closed without a word, and kept-alive connections follow gunicorn's
+``keepalive``.  Threads of one worker still share a process, so donations
+that arrive together commit together (``ledger/log/group_commit.py``).
+
+Everything gunicorn answers itself (a bad request line, too many or too large
+header fields, a URI too long, bad chunked framing, an unsupported transfer
+coding) is RFC 9457 problem+json, like the app's errors, with a request id
+that is logged with the refusal (:meth:`LuodiWorker.handle_error`).
+
+The worker speaks plain HTTP/1.1; TLS and HTTP/2 belong to a front proxy.
+"""
+
+from __future__ import annotations
+
+import errno
+import http as http_status
+import json
+import selectors
+import socket
+import time
+import uuid
+from datetime import timedelta
+from functools import partial
+
+from gunicorn import http, util
+from gunicorn.http import errors as gerr
+from gunicorn.http.wsgi import Response, default_environ
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+from .framing import RequestFraming, Verdict
+from .problems import PROBLEM, REQUEST_ID
+
+CLIENT_TIMEOUT = 10.0  # seconds a client has to send a whole request (and to take each write of its answer)
+BODY_LIMIT = 64 * 1024  # when the app does not say (its MAX_CONTENT_LENGTH)
+HEAD_LIMIT = 32 * 1024  # the request line and header fields together
+RECV_SIZE = 64 * 1024
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+# The problem types of the errors gunicorn answers itself (api/problems.py names the app's).
+SLUGS = {
+    400: "bad-request",
+    403: "forbidden",
+    408: "request-timeout",
+    414: "uri-too-long",
+    417: "expectation-failed",
+    431: "header-fields-too-large",
+    500: "internal",
+    501: "not-implemented",
+}
+
+
+def _status(exc: BaseException) -> int:
+    """The status gunicorn's own handle_error gives ``exc`` (500 for what is not the client's fault)."""
+    if isinstance(exc, (gerr.InvalidResponseHeader, gerr.InvalidResponseHeaderName, gerr.ConfigurationProblem)):
+        return 500
+    for kind, status in (
+        (gerr.LimitRequestLine, 414),
+        (gerr.LimitRequestHeaders, 431),
+        (gerr.ExpectationFailed, 417),
+        (gerr.UnsupportedTransferCoding, 501),
+        (gerr.ForbiddenProxyRequest, 403),
+        (gerr.ParseException, 400),
+    ):
+        if isinstance(exc, kind):
+            return status
+    return 500
+
+
+def problem_response(status: int, detail: str, rid: str) -> bytes:
+    """A whole HTTP/1.1 answer with an RFC 9457 body, and the connection closed after it."""
+    title = http_status.HTTPStatus(status).phrase
+    body = json.dumps(
+        {"type": f"/problems/{SLUGS.get(status, 'http-error')}", "title": title, "status": status,
+         "detail": detail, "request_id": rid}
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status} {title}\r\nConnection: close\r\nContent-Type: {PROBLEM}\r\n"
+        f"Content-Length: {len(body)}\r\nX-Request-Id: {rid}\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+def _request_id(req) -> str:
+    """The client's (or proxy's) X-Request-Id if the head got that far and it is sane, else a new one."""
+    for name, value in getattr(req, "headers", None) or ():
+        if name == "X-REQUEST-ID" and REQUEST_ID.fullmatch(value):
+            return value
+    return uuid.uuid4().hex
+
+
+class Connection(TConn):
+    """A client connection, with the bytes of its next request as they arrive."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.inbox = bytearray()
+        self.framing: RequestFraming | None = None
+        self.ready = False  # a whole request is buffered for a thread
+        self.refusal: gerr.ParseException | None = None  # answer this instead of running the app
+        self.continued = False  # "100 Continue" sent for this request
+
+
+class LuodiWorker(ThreadWorker):
+    """gunicorn's threaded worker, with requests read in its event loop (see the module)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.client_timeout = CLIENT_TIMEOUT
+        self.body_limit = BODY_LIMIT
+
+    def load_wsgi(self):
+        super().load_wsgi()
+        config = getattr(self.wsgi, "config", {})
+        self.client_timeout = float(config.get("CLIENT_TIMEOUT_SECONDS") or CLIENT_TIMEOUT)
+        self.body_limit = int(config.get("MAX_CONTENT_LENGTH") or BODY_LIMIT)
+
+    # -- the event loop's side ----------------------------------------------------------
+
+    def accept(self, listener):
+        try:
+            sock, addr = listener.accept()
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        self._read(Connection(self.cfg, sock, addr, listener.getsockname()))
+
+    def enqueue_req(self, conn):
+        """Every way to a thread passes here (gthread also calls it when a kept-alive
+        connection turns readable, and for bytes a request left behind): only a whole
+        request goes on; anything else is read first."""
+        if conn.ready:
+            super().enqueue_req(conn)
+        else:
+            self._read(conn, conn.parser.unreader.take_buffered() if conn.parser else b"")
+
+    def _read(self, conn: Connection, data: bytes = b"") -> None:
+        conn.inbox = bytearray(data)
+        conn.framing = RequestFraming(self.cfg.limit_request_line, HEAD_LIMIT, self.body_limit)
+        conn.refusal, conn.continued = None, False
+        conn.sock.setblocking(False)
+        conn.timeout = time.monotonic() + self.client_timeout
+        if data and self._check(conn):
+            return
+        self.pending_conns.append(conn)
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
+
+    def _on_readable(self, conn: Connection, _sock) -> None:
+        try:
+            data = conn.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:  # the client went away
+            self._forget(conn)
+            self.nr_conns -= 1
+            conn.close()
+            return
+        conn.inbox += data
+        self._check(conn)
+
+    def _check(self, conn: Connection) -> bool:
+        """Hand the request to a thread if it is whole (or is to be refused); True if handed over."""
+        state = conn.framing.check(conn.inbox)
+        if state.verdict is Verdict.MORE:
+            if state.expects_continue and not conn.continued:
+                conn.continued = True  # the parser will not send it again: the Expect field goes (below)
+                self._send_nowait(conn.sock, CONTINUE)
+            return False
+        if conn.continued:
+            head = bytes(conn.inbox[: state.head_end]).split(b"\n")
+            kept = [line for line in head if not line.lower().startswith(b"expect:")]
+            conn.inbox[: state.head_end] = b"\n".join(kept)
+        conn.refusal = state.error if state.verdict is Verdict.REFUSE else None
+        if conn.parser is None:
+            conn.parser = http.get_parser(self.cfg, conn.sock, conn.client)
+            conn.initialized = True
+        conn.parser.unreader.unread(bytes(conn.inbox))
+        conn.inbox = bytearray()
+        conn.ready = True
+        self._forget(conn)
+        super().enqueue_req(conn)
+        return True
+
+    def _forget(self, conn: Connection) -> None:
+        try:
+            self.poller.unregister(conn.sock)
+        except (KeyError, ValueError, OSError):
+            pass
+        try:
+            self.pending_conns.remove(conn)
+        except ValueError:
+            pass
+
+    def murder_pending(self):
+        """Close connections past their deadline: a 408 to one that sent part of a request."""
+        now = time.monotonic()
+        if not self.alive:  # stopping: no new request is waited for on an idle connection
+            for conn in [c for c in self.pending_conns if not c.inbox]:
+                self._forget(conn)
+                self.nr_conns -= 1
+                conn.close()
+        while self.pending_conns and self.pending_conns[0].timeout <= now:
+            conn = self.pending_conns[0]
+            self._forget(conn)
+            if conn.inbox:
+                rid = uuid.uuid4().hex
+                self.log.warning(
+                    "request %s: 408 from ip=%s: no whole request within %g s (%d bytes came)",
+                    rid, conn.client[0] if conn.client else "", self.client_timeout, len(conn.inbox),
+                )
+                detail = f"the request did not arrive whole within {self.client_timeout:g} s"
+                self._send_nowait(conn.sock, problem_response(408, detail, rid))
+                try:
+                    conn.sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+            self.nr_conns -= 1
+            conn.close()
+
+    @staticmethod
+    def _send_nowait(sock, data: bytes) -> None:
+        try:
+            sock.send(data)  # small, into an empty send buffer; if it does not fit, the client is not reading
+        except OSError:
+            pass
+
+    # -- a thread's side ------------------------------------------------------------------
+
+    def handle(self, conn: Connection):
+        """Serve the request buffered on ``conn`` (gthread's handle, for HTTP/1.1 only)."""
+        conn.ready = False
+        req = None
+        try:
+            conn.sock.settimeout(self.client_timeout)
+            if conn.refusal is not None:
+                self.handle_error(None, conn.sock, conn.client, conn.refusal)
+                return False
+            req = next(conn.parser)
+            if not req:
+                return False
+            return self._keepalive_after(conn, self.handle_request(req, conn))
+        except http.errors.NoMoreData as e:
+            self.log.debug("Ignored premature client disconnection. %s", e)
+        except StopIteration as e:
+            self.log.debug("Closing connection. %s", e)
+        except TimeoutError:
+            self.log.warning("client at ip=%s stopped reading or sending for %g s; connection closed",
+                             conn.client[0] if conn.client else "", self.client_timeout)
+        except OSError as e:
+            if e.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
+                self.log.exception("Socket error processing request.")
+        except Exception as e:
+            self.handle_error(req, conn.sock, conn.client, e)
+        return False
+
+    def handle_error(self, req, client, addr, exc):
+        """gunicorn's refusals and failures outside the app, as problem+json with a logged request id."""
+        addr = addr or ("", -1)
+        if req is None and isinstance(exc, (gerr.InvalidHeader, gerr.InvalidHeaderName)):
+            req = getattr(exc, "req", None)
+        status = _status(exc)
+        rid = _request_id(req)
+        if status >= 500:
+            self.log.exception("request %s: %s %s failed outside the app", rid,
+                               getattr(req, "method", "-"), getattr(req, "uri", "-"))
+            detail = f"the server failed; its operator can find request {rid} in its log"
+        else:
+            self.log.warning("request %s: %d from ip=%s: %s", rid, status, addr[0], exc)
+            detail = str(exc)[:300]
+        answer = problem_response(status, detail, rid)
+        if req is not None:
+            environ = default_environ(req, client, self.cfg)
+            environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = addr[0], str(addr[1])
+            resp = Response(req, client, self.cfg)
+            resp.status = f"{status} {http_status.HTTPStatus(status).phrase}"
+            resp.response_length = len(answer)
+            self.log.access(resp, req, environ, timedelta(0))
+        try:
+            util.write_nonblock(client, answer)
+        except Exception:
+            self.log.debug("Failed to send error message.")
