@@ -31,7 +31,9 @@ import errno
 import http as http_status
 import json
 import selectors
+import os
 import socket
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -113,6 +115,31 @@ class Connection(TConn):
         self.ready = False  # a whole request is buffered for a thread
         self.refusal: gerr.ParseException | None = None  # answer this instead of running the app
         self.continued = False  # "100 Continue" sent for this request
+        self.req = None  # the request a thread is serving
+        self.answer_lock = threading.Lock()  # held by the thread while it writes its answer
+        self.abandoned = False  # answered by the worker as it stopped: the thread must not write
+
+
+class _Guarded:
+    """The app's response body, iterated while its connection's answer lock is held: a
+    stopping worker answers only requests whose own answer has not begun."""
+
+    def __init__(self, body, conn: Connection):
+        self.body, self.conn, self.held = body, conn, False
+
+    def __iter__(self):
+        self.conn.answer_lock.acquire()
+        self.held = True
+        return iter(()) if self.conn.abandoned else iter(self.body)
+
+    def close(self):
+        try:
+            if hasattr(self.body, "close"):
+                self.body.close()
+        finally:
+            if self.held:
+                self.held = False
+                self.conn.answer_lock.release()
 
 
 class LuodiWorker(ThreadWorker):
@@ -122,12 +149,69 @@ class LuodiWorker(ThreadWorker):
         super().__init__(*args, **kwargs)
         self.client_timeout = CLIENT_TIMEOUT
         self.body_limit = BODY_LIMIT
+        self.busy: dict[Connection, float] = {}  # requests in threads, and when each began
+        self.busy_lock = threading.RLock()  # also taken in the SIGABRT handler, on the main thread
+        self.local = threading.local()
 
     def load_wsgi(self):
         super().load_wsgi()
         config = getattr(self.wsgi, "config", {})
         self.client_timeout = float(config.get("CLIENT_TIMEOUT_SECONDS") or CLIENT_TIMEOUT)
         self.body_limit = int(config.get("MAX_CONTENT_LENGTH") or BODY_LIMIT)
+        app, local = self.wsgi, self.local
+
+        def guarded(environ, start_response):
+            return _Guarded(app(environ, start_response), local.conn)
+
+        self.wsgi = guarded
+
+    # -- the worker's life ----------------------------------------------------------------
+
+    def notify(self):
+        """The heartbeat the master checks against its ``timeout``: the event loop's, or,
+        while a request runs, the time it began.  So, as with sync workers, a request that
+        runs longer than ``timeout`` has its worker stopped (and restarted)."""
+        with self.busy_lock:
+            oldest = min(self.busy.values(), default=None)
+        if oldest is None:
+            super().notify()
+        else:
+            os.utime(self.tmp.fileno(), (oldest, oldest))
+
+    def handle_abort(self, sig, frame):
+        """SIGABRT (the master's answer to a timeout): answer what can still be answered, then
+        end at once, as the master's SIGKILL would: a thread still waiting to write must not
+        write after its client was told it failed (SQLite rolls back what was not committed)."""
+        self.alive = False
+        self.answer_in_flight("it ran over the server's timeout, or the worker was aborted")
+        self.cfg.worker_abort(self)
+        os._exit(1)
+
+    def run(self):
+        super().run()  # returns once stopped, after the graceful timeout at most
+        self.answer_in_flight("the server stopped before it was done")
+
+    def answer_in_flight(self, why: str) -> None:
+        """A 500 problem to each request in a thread whose answer has not begun (and the
+        connection closed under it); one whose answer is being written is left to end."""
+        with self.busy_lock:
+            busy = list(self.busy)
+        for conn in busy:
+            if not conn.answer_lock.acquire(blocking=False):
+                continue
+            try:
+                conn.abandoned = True
+                rid = _request_id(conn.req)
+                self.log.error("request %s: %s %s stopped before it was answered: %s", rid,
+                               getattr(conn.req, "method", "-"), getattr(conn.req, "path", "-"), why)
+                detail = (f"the request was stopped before it was answered ({why}); whether it took "
+                          f"effect is not known: retry it (with the same Idempotency-Key) or look it up")
+                util.write_nonblock(conn.sock, problem_response(500, detail, rid))
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            finally:
+                conn.answer_lock.release()
 
     # -- the event loop's side ----------------------------------------------------------
 
@@ -189,6 +273,7 @@ class LuodiWorker(ThreadWorker):
             kept = [line for line in head if not line.lower().startswith(b"expect:")]
             conn.inbox[: state.head_end] = b"\n".join(kept)
         conn.refusal = state.error if state.verdict is Verdict.REFUSE else None
+        conn.req, conn.abandoned = None, False
         if conn.parser is None:
             conn.parser = http.get_parser(self.cfg, conn.sock, conn.client)
             conn.initialized = True
@@ -248,15 +333,19 @@ class LuodiWorker(ThreadWorker):
         """Serve the request buffered on ``conn`` (gthread's handle, for HTTP/1.1 only)."""
         conn.ready = False
         req = None
+        self.local.conn = conn
+        with self.busy_lock:
+            self.busy[conn] = time.monotonic()
         try:
             conn.sock.settimeout(self.client_timeout)
             if conn.refusal is not None:
                 self.handle_error(None, conn.sock, conn.client, conn.refusal)
                 return False
-            req = next(conn.parser)
+            req = conn.req = next(conn.parser)
             if not req:
                 return False
-            return self._keepalive_after(conn, self.handle_request(req, conn))
+            keepalive = self.handle_request(req, conn)
+            return not conn.abandoned and self._keepalive_after(conn, keepalive)
         except http.errors.NoMoreData as e:
             self.log.debug("Ignored premature client disconnection. %s", e)
         except StopIteration as e:
@@ -268,7 +357,11 @@ class LuodiWorker(ThreadWorker):
             if e.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
                 self.log.exception("Socket error processing request.")
         except Exception as e:
-            self.handle_error(req, conn.sock, conn.client, e)
+            if not conn.abandoned:
+                self.handle_error(req, conn.sock, conn.client, e)
+        finally:
+            with self.busy_lock:
+                self.busy.pop(conn, None)
         return False
 
     def handle_error(self, req, client, addr, exc):
