@@ -24,6 +24,13 @@ CHUNK_LINE_LIMIT = 1024  # a chunk-size line (size and extensions) longer than t
 TRAILERS_LIMIT = 8192
 
 
+class BodyTooLarge(ParseException):
+    """A chunked body whose framing alone runs far past the body limit (many tiny chunks)."""
+
+    def __str__(self):
+        return f"the chunked body's framing runs over {self.args[0]} bytes"
+
+
 class Verdict(enum.Enum):
     MORE = "more"  # wait for more bytes
     READY = "ready"  # head and body are buffered
@@ -89,6 +96,8 @@ class RequestFraming:
     def _walk_chunks(self, buf: bytes | bytearray) -> tuple[Verdict, ParseException | None]:
         """Walk chunked framing (RFC 9112 §7.1) up to the last chunk and its trailers."""
         base = self.head_end
+        if len(buf) - base > 2 * self.body_limit + CHUNK_LINE_LIMIT:
+            return Verdict.REFUSE, BodyTooLarge(2 * self.body_limit + CHUNK_LINE_LIMIT)
         while True:
             pos = base + self.chunk_pos
             eol = buf.find(b"\r\n", pos)

@@ -36,6 +36,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from datetime import timedelta
 from functools import partial
 
@@ -44,13 +45,15 @@ from gunicorn.http import errors as gerr
 from gunicorn.http.wsgi import Response, default_environ
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
-from .framing import RequestFraming, Verdict
+from .framing import BodyTooLarge, RequestFraming, Verdict
 from .problems import PROBLEM, REQUEST_ID
 
 CLIENT_TIMEOUT = 10.0  # seconds a client has to send a whole request (and to take each write of its answer)
 BODY_LIMIT = 64 * 1024  # when the app does not say (its MAX_CONTENT_LENGTH)
 HEAD_LIMIT = 32 * 1024  # the request line and header fields together
 RECV_SIZE = 64 * 1024
+LINGER = 2.0  # seconds a closed connection is drained for (RFC 9112 §9.6), as gunicorn's close_graceful
+LINGER_BYTES = 64 * 1024
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 # The problem types of the errors gunicorn answers itself (api/problems.py names the app's).
@@ -58,6 +61,7 @@ SLUGS = {
     400: "bad-request",
     403: "forbidden",
     408: "request-timeout",
+    413: "too-large",
     414: "uri-too-long",
     417: "expectation-failed",
     431: "header-fields-too-large",
@@ -71,6 +75,7 @@ def _status(exc: BaseException) -> int:
     if isinstance(exc, (gerr.InvalidResponseHeader, gerr.InvalidResponseHeaderName, gerr.ConfigurationProblem)):
         return 500
     for kind, status in (
+        (BodyTooLarge, 413),
         (gerr.LimitRequestLine, 414),
         (gerr.LimitRequestHeaders, 431),
         (gerr.ExpectationFailed, 417),
@@ -118,6 +123,7 @@ class Connection(TConn):
         self.req = None  # the request a thread is serving
         self.answer_lock = threading.Lock()  # held by the thread while it writes its answer
         self.abandoned = False  # answered by the worker as it stopped: the thread must not write
+        self.drained = 0  # bytes read and dropped after the answer, while closing
 
 
 class _Guarded:
@@ -149,6 +155,7 @@ class LuodiWorker(ThreadWorker):
         super().__init__(*args, **kwargs)
         self.client_timeout = CLIENT_TIMEOUT
         self.body_limit = BODY_LIMIT
+        self.closing: deque[Connection] = deque()  # answered, write side shut, drained until LINGER
         self.busy: dict[Connection, float] = {}  # requests in threads, and when each began
         self.busy_lock = threading.RLock()  # also taken in the SIGABRT handler, on the main thread
         self.local = threading.local()
@@ -253,9 +260,7 @@ class LuodiWorker(ThreadWorker):
         except OSError:
             data = b""
         if not data:  # the client went away
-            self._forget(conn)
-            self.nr_conns -= 1
-            conn.close()
+            self._close(conn, self.pending_conns)
             return
         conn.inbox += data
         self._check(conn)
@@ -294,14 +299,58 @@ class LuodiWorker(ThreadWorker):
         except ValueError:
             pass
 
+    def finish_request(self, conn, fs):
+        """After a thread: kept alive (gthread's), or closed without blocking the event loop
+        (gthread drains a closed connection for up to 2 s there, so clients that do not
+        close their end would stall every other)."""
+        try:
+            keep = not fs.cancelled() and fs.result()
+        except Exception:
+            keep = False
+        if keep:
+            return super().finish_request(conn, fs)
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+            conn.sock.setblocking(False)
+            conn.timeout, conn.drained = time.monotonic() + LINGER, 0
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._drain, conn))
+        except (OSError, ValueError):
+            self.nr_conns -= 1
+            conn.close()
+            return
+        self.closing.append(conn)
+
+    def _drain(self, conn: Connection, _sock) -> None:
+        try:
+            data = conn.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        conn.drained += len(data)
+        if not data or conn.drained >= LINGER_BYTES:
+            self._close(conn, self.closing)
+
+    def _close(self, conn: Connection, queue: deque) -> None:
+        try:
+            self.poller.unregister(conn.sock)
+        except (KeyError, ValueError, OSError):
+            pass
+        try:
+            queue.remove(conn)
+        except ValueError:
+            pass
+        self.nr_conns -= 1
+        conn.close()
+
     def murder_pending(self):
         """Close connections past their deadline: a 408 to one that sent part of a request."""
         now = time.monotonic()
+        while self.closing and self.closing[0].timeout <= now:
+            self._close(self.closing[0], self.closing)
         if not self.alive:  # stopping: no new request is waited for on an idle connection
             for conn in [c for c in self.pending_conns if not c.inbox]:
-                self._forget(conn)
-                self.nr_conns -= 1
-                conn.close()
+                self._close(conn, self.pending_conns)
         while self.pending_conns and self.pending_conns[0].timeout <= now:
             conn = self.pending_conns[0]
             self._forget(conn)

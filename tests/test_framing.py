@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from gunicorn.http.errors import ChunkMissingTerminator, InvalidChunkSize, LimitRequestHeaders
 
-from api.framing import RequestFraming, Verdict
+from api.framing import BodyTooLarge, RequestFraming, Verdict
 
 LINE, HEAD, BODY = 4094, 32 * 1024, 64 * 1024
 
@@ -96,3 +96,9 @@ def test_expect_100_continue_is_asked_for_only_while_the_body_is_missing():
     assert feed(head)[1].expects_continue
     assert not feed(head + b"{")[1].expects_continue  # the client did not wait
     assert not feed(head.replace(b"HTTP/1.1", b"HTTP/1.0"))[1].expects_continue  # RFC 9110: not for HTTP/1.0
+
+
+def test_chunked_framing_that_runs_far_past_the_body_limit_is_refused():
+    tiny = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + b"1\r\nx\r\n" * 3000
+    whole = feed(tiny, 4096, body_limit=4096)[1]
+    assert whole.verdict is Verdict.REFUSE and isinstance(whole.error, BodyTooLarge)

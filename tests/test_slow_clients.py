@@ -36,14 +36,17 @@ def patient(tmp_path_factory):
 
 @contextmanager
 def held_connections(port: int, kind: str):
-    """HELD connections that trickle a request's head or body a byte every 0.2 s, or stay idle."""
+    """HELD connections that trickle a request's head or body a byte every 0.2 s, or stay
+    idle; or 3 x HELD that send a whole request with "Connection: close" and then neither
+    read the answer nor close their end (gunicorn drains each for 2 s before it closes it)."""
     opening = {
         "head": b"GET /v1/ping HTTP/1.1\r\n",
         "body": b"POST /v1/charities HTTP/1.1\r\nHost: luodi\r\nContent-Type: application/json\r\n"
                 b"Content-Length: 1000\r\n\r\n{",
         "idle": b"",
+        "unclosed": b"GET /v1/ping HTTP/1.1\r\nHost: luodi\r\nConnection: close\r\n\r\n",
     }[kind]
-    socks = [connect(port, TIMEOUT) for _ in range(HELD)]
+    socks = [connect(port, TIMEOUT) for _ in range(3 * HELD if kind == "unclosed" else HELD)]
     stop = threading.Event()
 
     def trickle():
@@ -57,7 +60,10 @@ def held_connections(port: int, kind: str):
                     pass
 
     trickler = threading.Thread(target=trickle, daemon=True)
-    if kind != "idle":
+    if kind == "unclosed":
+        for s in socks:
+            s.sendall(opening)
+    elif kind != "idle":
         trickler.start()
     time.sleep(1.0)  # the server has accepted them and read their first bytes
     try:
@@ -70,7 +76,7 @@ def held_connections(port: int, kind: str):
             s.close()
 
 
-@pytest.mark.parametrize("kind", ["head", "body", "idle"])
+@pytest.mark.parametrize("kind", ["head", "body", "idle", "unclosed"])
 def test_a_client_is_served_while_slow_or_idle_connections_hold_more_than_every_thread(patient, kind):
     with held_connections(patient.port, kind):
         with connect(patient.port, TIMEOUT) as sock:
