@@ -309,6 +309,11 @@ class LuodiWorker(ThreadWorker):
             keep = False
         if keep:
             return super().finish_request(conn, fs)
+        self._linger(conn)
+
+    def _linger(self, conn: Connection) -> None:
+        """Send FIN, then drop what the client still sends until it closes, LINGER_BYTES or
+        LINGER s, so that closing does not reset the connection before the answer is read."""
         try:
             conn.sock.shutdown(socket.SHUT_WR)
             conn.sock.setblocking(False)
@@ -362,12 +367,10 @@ class LuodiWorker(ThreadWorker):
                 )
                 detail = f"the request did not arrive whole within {self.client_timeout:g} s"
                 self._send_nowait(conn.sock, problem_response(408, detail, rid))
-                try:
-                    conn.sock.shutdown(socket.SHUT_WR)
-                except OSError:
-                    pass
-            self.nr_conns -= 1
-            conn.close()
+                self._linger(conn)
+            else:
+                self.nr_conns -= 1
+                conn.close()
 
     @staticmethod
     def _send_nowait(sock, data: bytes) -> None:
