@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import errno
 import http as http_status
-import json
 import selectors
 import os
 import socket
@@ -45,8 +44,8 @@ from gunicorn.http import errors as gerr
 from gunicorn.http.wsgi import Response, default_environ
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
-from .framing import BodyTooLarge, RequestFraming, Verdict
-from .problems import PROBLEM, REQUEST_ID
+from .framing import RequestFraming, Verdict
+from .worker_problems import problem_response, request_id_of, status_of
 
 CLIENT_TIMEOUT = 10.0  # seconds a client has to send a whole request (and to take each write of its answer)
 BODY_LIMIT = 64 * 1024  # when the app does not say (its MAX_CONTENT_LENGTH)
@@ -55,60 +54,6 @@ RECV_SIZE = 64 * 1024
 LINGER = 2.0  # seconds a closed connection is drained for (RFC 9112 §9.6), as gunicorn's close_graceful
 LINGER_BYTES = 64 * 1024
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-# The problem types of the errors gunicorn answers itself (api/problems.py names the app's).
-SLUGS = {
-    400: "bad-request",
-    403: "forbidden",
-    408: "request-timeout",
-    413: "too-large",
-    414: "uri-too-long",
-    417: "expectation-failed",
-    431: "header-fields-too-large",
-    500: "internal",
-    501: "not-implemented",
-}
-
-
-def _status(exc: BaseException) -> int:
-    """The status gunicorn's own handle_error gives ``exc`` (500 for what is not the client's fault)."""
-    if isinstance(exc, (gerr.InvalidResponseHeader, gerr.InvalidResponseHeaderName, gerr.ConfigurationProblem)):
-        return 500
-    for kind, status in (
-        (BodyTooLarge, 413),
-        (gerr.LimitRequestLine, 414),
-        (gerr.LimitRequestHeaders, 431),
-        (gerr.ExpectationFailed, 417),
-        (gerr.UnsupportedTransferCoding, 501),
-        (gerr.ForbiddenProxyRequest, 403),
-        (gerr.ParseException, 400),
-    ):
-        if isinstance(exc, kind):
-            return status
-    return 500
-
-
-def problem_response(status: int, detail: str, rid: str) -> bytes:
-    """A whole HTTP/1.1 answer with an RFC 9457 body, and the connection closed after it."""
-    title = http_status.HTTPStatus(status).phrase
-    body = json.dumps(
-        {"type": f"/problems/{SLUGS.get(status, 'http-error')}", "title": title, "status": status,
-         "detail": detail, "request_id": rid}
-    ).encode()
-    head = (
-        f"HTTP/1.1 {status} {title}\r\nConnection: close\r\nContent-Type: {PROBLEM}\r\n"
-        f"Content-Length: {len(body)}\r\nX-Request-Id: {rid}\r\n\r\n"
-    )
-    return head.encode("latin-1") + body
-
-
-def _request_id(req) -> str:
-    """The client's (or proxy's) X-Request-Id if the head got that far and it is sane, else a new one."""
-    for name, value in getattr(req, "headers", None) or ():
-        if name == "X-REQUEST-ID" and REQUEST_ID.fullmatch(value):
-            return value
-    return uuid.uuid4().hex
-
 
 class Connection(TConn):
     """A client connection, with the bytes of its next request as they arrive."""
@@ -208,7 +153,7 @@ class LuodiWorker(ThreadWorker):
                 continue
             try:
                 conn.abandoned = True
-                rid = _request_id(conn.req)
+                rid = request_id_of(conn.req)
                 self.log.error("request %s: %s %s stopped before it was answered: %s", rid,
                                getattr(conn.req, "method", "-"), getattr(conn.req, "path", "-"), why)
                 detail = (f"the request was stopped before it was answered ({why}); whether it took "
@@ -421,8 +366,8 @@ class LuodiWorker(ThreadWorker):
         addr = addr or ("", -1)
         if req is None and isinstance(exc, (gerr.InvalidHeader, gerr.InvalidHeaderName)):
             req = getattr(exc, "req", None)
-        status = _status(exc)
-        rid = _request_id(req)
+        status = status_of(exc)
+        rid = request_id_of(req)
         if status >= 500:
             self.log.exception("request %s: %s %s failed outside the app", rid,
                                getattr(req, "method", "-"), getattr(req, "uri", "-"))
