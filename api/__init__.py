@@ -19,6 +19,7 @@ def create_app(test_config: dict | None = None):
         INSTANCE=str(instance),
         SIGNATURE_WINDOW_SECONDS=600,
         MAX_CONTENT_LENGTH=64 * 1024,
+        CLIENT_TIMEOUT_SECONDS=10,  # under `luodi serve`: to send a whole request, or to take each write of an answer
         PAGE_LIMIT=1000,
         RATELIMIT_DEFAULT="",
         RATELIMIT_WRITES="600 per minute",

@@ -146,8 +146,8 @@ def checkpoint(instance):
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="gunicorn worker processes.")
 @click.option(
-    "--threads", default=1, show_default=True, type=click.IntRange(1, 256),
-    help="Threads per worker (gthread); a worker's donations that arrive together commit together.",
+    "--threads", default=8, show_default=True, type=click.IntRange(1, 256),
+    help="Requests each worker runs at once (threads); a worker's donations that arrive together commit together.",
 )
 @click.option("--demo", is_flag=True, help="Create the instance if missing and seed a demo into an empty log.")
 def serve(instance, host, port, workers, threads, demo):

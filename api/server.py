@@ -1,19 +1,25 @@
-"""Run the app under gunicorn (never Flask's development server)."""
+"""Run the app under gunicorn (never Flask's development server), with
+:class:`api.worker.LuodiWorker`: slow or idle clients cannot starve the others."""
 
 from __future__ import annotations
 
 from gunicorn.app.base import BaseApplication
 
+from .worker import LuodiWorker
+
 
 class Server(BaseApplication):
-    def __init__(self, instance: str, host: str, port: int, workers: int, threads: int = 1, extra: dict | None = None):
+    def __init__(self, instance: str, host: str, port: int, workers: int, threads: int = 8, extra: dict | None = None):
         self.instance = instance
         self.options = {
             "bind": f"{host}:{port}",
             "workers": workers,
             "threads": threads,
-            "worker_class": "gthread" if threads > 1 else "sync",
+            "worker_class": LuodiWorker,
+            # The worker's event loop reports every second whatever its threads do, so this
+            # only catches a stuck loop; a request's own waits are bounded by the app (the lock timeout).
             "timeout": 60,
+            "keepalive": 5,
             "accesslog": "-",
             # No shared control socket: several servers (tests, instances) may run side by side.
             "control_socket_disable": True,

@@ -9,8 +9,8 @@ The ledger is a real charity log (genesis, a charity with 2-of-3 keys, a
 project, N donations with their salts and intake keys, and one signed
 disbursement that spent the earliest gifts), built once under
 benchmarks/out/ and copied for each run so that every run starts from the
-same N.  The server is the real thing: ``luodi serve`` (gunicorn, sync
-workers) on 127.0.0.1, rate limits off.  Load comes from ``wrk`` when it is
+same N.  The server is the real thing: ``luodi serve`` (gunicorn with
+api/worker.py) on 127.0.0.1, rate limits off.  Load comes from ``wrk`` when it is
 installed, else from Python processes, one blocking keep-alive
 ``http.client`` connection each.  All phases run in one run, one after the
 other, with the same load generator and concurrency; each is bounded in time
@@ -348,7 +348,7 @@ def main() -> None:
     ap.add_argument("--entries", type=int, default=1_000_000, help="donations in the ledger (default 1000000)")
     ap.add_argument("--seconds", type=float, default=10.0, help="measured seconds per phase")
     ap.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    ap.add_argument("--threads", type=int, default=1, help="threads per worker (1: sync workers; more: gthread)")
+    ap.add_argument("--threads", type=int, default=8, help="threads per worker (luodi serve's default: 8)")
     ap.add_argument("--connections", type=int, default=0, help="concurrent connections (default 2 x workers)")
     ap.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     ap.add_argument("--max-requests", type=int, default=200_000, help="cap per phase for the Python load generator")
@@ -412,7 +412,7 @@ def main() -> None:
     rates = {k: r["requests"] / r["seconds"] for k, r in results.items()}
     gen = f"wrk, {min(connections, os.cpu_count() or 1)} threads" if loadgen == "wrk" else "Python processes"
     print(f"# HTTP at {args.entries:,} donations ({size_before:,} entries): luodi serve, gunicorn {args.workers} "
-          f"{'sync workers' if args.threads == 1 else f'gthread workers x {args.threads} threads'} "
+          f"workers x {args.threads} threads (api/worker.py) "
           f"on {HOST}; load from {gen}, {connections} connections; {args.seconds:g} s per phase, "
           f"after a {warm:g} s warm-up each; {os.cpu_count()} cores shared by server and load")
     print("# targets: donation POSTs >= 50% of the ping rate; receipt GETs >= 60% of the ping rate")
