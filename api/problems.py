@@ -20,7 +20,7 @@ from flask_smorest.utils import prepare_response
 from marshmallow import INCLUDE, Schema, fields
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from ledger.errors import LuodiError
+from ledger.errors import LuodiError, Unavailable
 
 PROBLEM = "application/problem+json"
 _HTTP_TYPES = {
@@ -130,9 +130,12 @@ def _domain_error(error: LuodiError):
     if error.status >= 500:
         _log(error)
     body = error.problem()
-    return problem(body.pop("status"), error.slug, body.pop("title"), body.pop("detail"), **{
+    resp = problem(body.pop("status"), error.slug, body.pop("title"), body.pop("detail"), **{
         k: v for k, v in body.items() if k != "type"
     })
+    if isinstance(error, Unavailable) and error.retry_after is not None:
+        resp.headers["Retry-After"] = str(error.retry_after)
+    return resp
 
 
 def _unexpected(error: InternalServerError):
