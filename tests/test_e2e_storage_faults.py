@@ -228,3 +228,10 @@ def test_serve_demo_writes_its_tokens_to_a_private_file_not_to_its_output(tmp_pa
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
             proc.wait()
+
+
+def test_serve_refuses_a_read_only_demo_with_one_line(tmp_path):
+    instance = tmp_path / "instance"
+    done = luodi("serve", "--demo", "--read-only", "--instance", instance, "--port", free_port(), timeout=30)
+    assert "cannot be served --read-only" in one_line_error(done)
+    assert not instance.exists()  # nothing created
