@@ -148,7 +148,10 @@ class Database:
     def upgrade(self) -> list[str]:
         """Apply pending migrations (``migrations/sqlite/``); return the names applied."""
         with self._lock:
-            return sqlite_migrations.apply(sqlite_utils.Database(self.conn))
+            try:
+                return sqlite_migrations.apply(sqlite_utils.Database(self.conn))
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from exc
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
