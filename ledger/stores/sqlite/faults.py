@@ -65,5 +65,5 @@ def storage_fault(exc: BaseException, lock_timeout: float) -> Unavailable:
         if code in _BUSY:
             return busy(lock_timeout)
         name = getattr(exc, "sqlite_errorname", "")
-        what = f"{_WHAT[code]} ({exc}; {name})"
+        what = f"{_WHAT[code]}: {exc} ({name})"
     return Unavailable(f"{what}; the write was rolled back, nothing was written", retry_after=STORAGE_RETRY_AFTER)
