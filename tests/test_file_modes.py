@@ -11,7 +11,6 @@ import pytest
 from click.testing import CliRunner
 from test_cli import refused, run
 
-from api.cli import main
 from api.instance import DB_NAME, init_instance, open_instance
 
 FILES = (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", DB_NAME + ".lock")

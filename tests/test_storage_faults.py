@@ -13,7 +13,6 @@ import time
 
 import pytest
 from api_helpers import assert_problem, make_api  # noqa: F401
-from conftest import notes
 from storage_faults import FailingConnection, bounded, held_lock, storage_error, unwritable
 from test_group_commit import Held, _committed
 
