@@ -157,17 +157,23 @@ def open_instance(
 def check_serving(instance: str | Path, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, read_only: bool = False) -> None:
     """Refuse, with :class:`InstanceError`, an instance that cannot be served:
     not usable, or (unless ``read_only``) not writable now."""
-    cl = open_instance(instance, with_key=not read_only, lock_timeout=lock_timeout, read_only=read_only)
+    try:
+        cl = open_instance(instance, with_key=not read_only, lock_timeout=lock_timeout, read_only=read_only)
+    except Unavailable as exc:
+        raise _unservable(instance, exc, read_only) from exc
     try:
         if not read_only:
             cl.stores.db.check_writable()
     except Unavailable as exc:
-        cause = exc.__cause__ or exc
-        raise InstanceError(
-            f"cannot write the database {_paths(instance)[1]} ({cause}): fix that, or serve it with --read-only"
-        ) from exc
+        raise _unservable(instance, exc, read_only) from exc
     finally:
         cl.stores.close()
+
+
+def _unservable(instance: str | Path, exc: Unavailable, read_only: bool) -> InstanceError:
+    cause = exc.__cause__ or exc
+    verb, advice = ("read", "fix that") if read_only else ("write", "fix that, or serve it with --read-only")
+    return InstanceError(f"cannot {verb} the database {_paths(instance)[1]} ({cause}): {advice}")
 
 
 def write_private_file(path: Path, text: str) -> None:

@@ -171,6 +171,14 @@ def test_a_full_disk_answers_503_and_writes_resume_once_space_is_freed(small_dis
         assert size(server) == before + 1
 
 
+def test_serve_refuses_an_instance_folder_it_cannot_write(instance):
+    path = instance[0]
+    with unwritable(path):  # SQLite cannot make the WAL beside the database
+        done = luodi("serve", "--instance", path, "--host", HOST, "--port", free_port(), timeout=30)
+        line = one_line_error(done)
+        assert "cannot write the database" in line and "--read-only" in line
+
+
 def test_serve_refuses_a_database_it_cannot_write_and_serves_it_read_only(instance):
     path, log_key, admin, intake = instance
     with unwritable(path / DB_NAME):

@@ -155,6 +155,26 @@ def test_a_database_opened_read_only_recovers_once_it_can_be_written(tmp_path, s
         stores.close()
 
 
+@pytest.mark.parametrize("write_during_the_fault", [True, False])
+def test_a_connection_opened_during_a_fault_is_not_kept_read_only(tmp_path, signer, write_during_the_fault):
+    """A worker whose first request is a read, during the fault, opens its write
+    connection then: its first write after the fault must still land."""
+    path = tmp_path / "late.sqlite"
+    stores = open_sqlite(path, upgrade=True)
+    open_charity_ledger(stores, signer, create=True)
+    stores.close()
+    with unwritable(path):
+        stores = open_sqlite(path, lock_timeout=LOCK_TIMEOUT)
+        ledger = open_charity_ledger(stores, signer).ledger
+        assert ledger.size() == 1  # reads are served
+        if write_during_the_fault:
+            _refused(ledger)
+    try:
+        assert ledger.append("note", {"text": "the first write after the fault"}).seq == 1
+    finally:
+        stores.close()
+
+
 def test_a_lock_file_that_cannot_be_opened_answers_503_then_recovers(make_db):
     ledger, db = make_db()
     lock = db.path.with_name(db.path.name + ".lock")

@@ -128,8 +128,8 @@ class Database:
             raise InstanceError("a read-only database cannot be upgraded")
         self.lock_timeout = float(lock_timeout)
         self.read_only = read_only
-        self.conn = connect(self.path, self.lock_timeout)
-        self._broken = False  # the last write met a storage fault: reconnect before the next
+        self._broken = False  # reconnect before the next write (after a storage fault, say)
+        self._open_write_connection()
         self._lock = threading.RLock()
         self._lock_path = self.path.with_name(self.path.name + ".lock")
         self._local = threading.local()
@@ -180,16 +180,16 @@ class Database:
                     conn.execute(f"PRAGMA busy_timeout = {_ms(deadline - time.monotonic())}")
                     conn.execute("BEGIN IMMEDIATE")
                 except sqlite3.Error as exc:
-                    self._broken = self._broken or needs_reconnect(exc)
+                    if needs_reconnect(exc):
+                        self._drop_connection()
                     raise self._translate(exc) from exc
                 try:
                     yield conn
                     conn.execute("COMMIT")
                 except BaseException as exc:
-                    if not _rollback(conn):
-                        self._broken = True
+                    if not _rollback(conn) or needs_reconnect(exc):
+                        self._drop_connection()
                     if is_storage_fault(exc):
-                        self._broken = self._broken or needs_reconnect(exc)
                         raise storage_fault(exc, self.lock_timeout) from exc
                     raise
         except OSError as exc:  # the lock file could not be opened or locked
@@ -200,15 +200,30 @@ class Database:
     def _translate(self, exc: sqlite3.Error) -> Exception:
         return storage_fault(exc, self.lock_timeout) if is_storage_fault(exc) else exc
 
+    def _drop_connection(self) -> None:
+        """Close the write connection after a storage fault, at once: whatever
+        locks it still holds must not keep other processes' writers waiting."""
+        self._broken = True
+        try:
+            self.conn.close()
+        except sqlite3.Error:
+            pass
+
+    def _open_write_connection(self) -> None:
+        self.conn = connect(self.path, self.lock_timeout)
+        # SQLite opens a file it cannot write read-only, silently, and the connection
+        # stays so: one opened during a fault (by a worker's first read, say) is
+        # opened again before each write until the file can be written.
+        self._broken = not os.access(self.path, os.W_OK)
+
     def _write_connection(self) -> sqlite3.Connection:
         """The write connection, opened anew after a storage fault."""
         if self._broken:
             try:
-                self.conn.close()
+                self.conn.close()  # if a fault has not closed it already
             except sqlite3.Error:
                 pass
-            self.conn = connect(self.path, self.lock_timeout)
-            self._broken = False
+            self._open_write_connection()
         return self.conn
 
     def check_writable(self) -> None:
@@ -257,7 +272,7 @@ class Database:
         """Make deleted rows unrecoverable from the files: with ``secure_delete``
         their pages are zeroed, and a truncating checkpoint empties the WAL."""
         with self._lock:
-            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._write_connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         with self._readers_lock:

@@ -66,4 +66,4 @@ def storage_fault(exc: BaseException, lock_timeout: float) -> Unavailable:
             return busy(lock_timeout)
         name = getattr(exc, "sqlite_errorname", "")
         what = f"{_WHAT[code]}: {exc} ({name})"
-    return Unavailable(f"{what}; the write was rolled back, nothing was written", retry_after=STORAGE_RETRY_AFTER)
+    return Unavailable(f"{what}; nothing was written", retry_after=STORAGE_RETRY_AFTER)
