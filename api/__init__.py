@@ -9,6 +9,8 @@ from pathlib import Path
 def create_app(test_config: dict | None = None):
     """The app factory: defaults, then ``<instance>/config.py``, then ``LUODI_*``
     environment variables, then ``test_config``."""
+    from ledger.stores.sqlite import DEFAULT_LOCK_TIMEOUT
+
     from . import admin, docs, limits, problems, public, state, writes
 
     instance = Path(
@@ -18,6 +20,8 @@ def create_app(test_config: dict | None = None):
     app.config.from_mapping(
         INSTANCE=str(instance),
         SIGNATURE_WINDOW_SECONDS=600,
+        WRITE_LOCK_TIMEOUT=DEFAULT_LOCK_TIMEOUT,  # seconds a write waits for the write lock, then 503
+        READ_ONLY=False,  # serve reads only; every write answers 503
         MAX_CONTENT_LENGTH=64 * 1024,
         CLIENT_TIMEOUT_SECONDS=10,  # under `luodi serve`: to send a whole request, or to take each write of an answer
         PAGE_LIMIT=1000,

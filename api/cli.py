@@ -24,8 +24,11 @@ from ledger.log.clock import utc_now
 from ledger.log.keyfile import read_key_file, write_key_file
 from ledger.log.note import Signer
 from ledger.log.verify import verify_log
+from ledger.stores.sqlite import DEFAULT_LOCK_TIMEOUT
 
 from . import instance as inst
+
+DEMO_TOKENS = "demo-tokens.txt"
 
 
 class _Group(click.Group):
@@ -60,6 +63,8 @@ def init(instance, origin):
     result = inst.init_instance(instance, origin)
     ledger = result.charity.ledger
     click.echo(f"instance: {instance}")
+    if result.tightened is not None:
+        click.echo(f"folder:   made private (mode {result.tightened:o} -> 700)")
     click.echo(f"log key:  {'created' if result.created_key else 'kept the existing key'} ({instance}/{inst.KEY_NAME})")
     click.echo(f"verifier: {ledger.verifier.to_string()}")
     click.echo(f"migrations applied: {', '.join(result.migrations) or 'none (up to date)'}")
@@ -150,21 +155,42 @@ def checkpoint(instance):
     help="Requests each worker runs at once (threads); a worker's donations that arrive together commit together.",
 )
 @click.option("--demo", is_flag=True, help="Create the instance if missing and seed a demo into an empty log.")
-def serve(instance, host, port, workers, threads, demo):
+@click.option(
+    "--lock-timeout", type=click.FloatRange(0.1, 20), envvar="LUODI_WRITE_LOCK_TIMEOUT",
+    help=f"Seconds a write waits for the write lock before it is answered 503 [default: {DEFAULT_LOCK_TIMEOUT:g}].",
+)
+@click.option(
+    "--read-only", is_flag=True, envvar="LUODI_READ_ONLY",
+    help="Serve reads only, without the log key: every write is answered 503.",
+)
+def serve(instance, host, port, workers, threads, demo, lock_timeout, read_only):
     """Serve the HTTP API with gunicorn."""
+    import os
+
     from .server import Server
 
+    if demo and read_only:
+        raise click.ClickException("--demo writes a demo: it cannot be served --read-only")
     if demo:
         cl = inst.init_instance(instance).charity
         if cl.ledger.size() == 1:
             seed_demo(cl, keys_dir=Path(instance) / "demo-keys")
             admin = create_token(cl.stores.tokens, "admin")
             intake = create_token(cl.stores.tokens, "intake")
-            click.echo(f"demo admin token:  {admin}\ndemo intake token: {intake}\n(shown once; only their hashes are kept)")
+            tokens = Path(instance) / DEMO_TOKENS
+            inst.write_private_file(tokens, f"demo admin token:  {admin}\ndemo intake token: {intake}\n")
+            # Not on the terminal: a server's output is often kept in a log.
+            click.echo(f"demo tokens written to {tokens} (mode 0600; only their hashes are kept in the database)")
         cl.stores.close()
-    else:
-        inst.open_instance(instance).stores.close()  # refuse early, with one line, if the instance is not usable
-    click.echo(f"serving {instance} on http://{host}:{port}/ (API explorer at /docs)")
+    # Refuse early, with one line, if the instance is not usable (or not writable unless --read-only).
+    inst.check_serving(instance, lock_timeout=lock_timeout or DEFAULT_LOCK_TIMEOUT, read_only=read_only)
+    # The workers' apps read these (see api/__init__.py); unset, the instance's config.py decides.
+    if lock_timeout is not None:
+        os.environ["LUODI_WRITE_LOCK_TIMEOUT"] = repr(lock_timeout)
+    if read_only:
+        os.environ["LUODI_READ_ONLY"] = "true"
+    mode = " read-only" if read_only else ""
+    click.echo(f"serving {instance}{mode} on http://{host}:{port}/ (API explorer at /docs)")
     Server(str(Path(instance).resolve()), host, port, workers, threads).run()
 
 

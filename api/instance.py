@@ -7,20 +7,28 @@ key is created once and never overwritten, and its text is never logged.
 Opening an instance wires the driver's stores into a charity ledger
 (:func:`ledger.charity.service.open_charity_ledger`): the generic log, the
 charity registry, and the books as the log's append hook.
+
+The folder is private (mode 0700), as its files are (0600, see
+:mod:`ledger.stores.sqlite.files`): ``init`` creates it so, or tightens an
+existing folder it is asked to make an instance of; opening an instance whose
+folder others may enter is refused, as a key file others may read is.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from ledger.charity.books import DEFAULT_WINDOW_SECONDS
 from ledger.charity.service import CharityLedger, open_charity_ledger
-from ledger.errors import InstanceError, MalformedNote
+from ledger.errors import InstanceError, MalformedNote, Unavailable
 from ledger.log.keyfile import read_key_file, write_key_file
 from ledger.log.ledger import Ledger
 from ledger.log.note import Signer, check_name
-from ledger.stores.sqlite import SQLiteStores, open_sqlite
+from ledger.stores.sqlite import DEFAULT_LOCK_TIMEOUT, SQLiteStores, open_sqlite
+from ledger.stores.sqlite.files import refuse_loose_modes
 
 DB_NAME = "luodi.sqlite"
 KEY_NAME = "log.key"
@@ -32,6 +40,7 @@ class InitResult:
     charity: CharityLedger
     created_key: bool
     migrations: list[str]
+    tightened: int | None = None  # the looser mode the existing folder had, now 0700
 
     @property
     def ledger(self) -> Ledger:
@@ -50,6 +59,30 @@ def create_key(path: Path, origin: str) -> Signer:
     return signer
 
 
+def _loose(mode: int) -> bool:
+    return bool(mode & (stat.S_IRWXG | stat.S_IRWXO))
+
+
+def make_private_folder(root: Path) -> int | None:
+    """Create ``root`` with mode 0700, or tighten an existing folder to 0700;
+    return the mode it had if that was looser."""
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = stat.S_IMODE(root.stat().st_mode)
+    if not _loose(mode):
+        return None
+    try:
+        os.chmod(root, 0o700)
+    except OSError as exc:
+        raise InstanceError(f"cannot make the instance folder {root} private (chmod 700): {exc.strerror}") from exc
+    return mode
+
+
+def refuse_loose_folder(root: Path) -> None:
+    mode = stat.S_IMODE(root.stat().st_mode)
+    if _loose(mode):
+        raise InstanceError(f"the instance folder {root} is open to others (mode {mode:o}): chmod 700 {root}")
+
+
 def load_key(path: Path) -> Signer:
     return read_key_file(path, "log key", ": run 'luodi init' first")
 
@@ -65,6 +98,8 @@ def init_instance(instance: str | Path, origin: str | None = None) -> InitResult
             check_name(origin)
         except MalformedNote as exc:
             raise InstanceError(f"origin {origin!r}: {exc.detail}") from exc
+    if db_path.exists():
+        refuse_loose_modes(db_path)
     created = not key_path.exists()
     if created and db_path.exists():
         stores = open_sqlite(db_path, upgrade=True)
@@ -72,7 +107,7 @@ def init_instance(instance: str | Path, origin: str | None = None) -> InitResult
         stores.close()
         if has_log:
             raise InstanceError(f"{db_path} holds a log but its key {key_path} is missing: restore the key")
-    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tightened = make_private_folder(root)
     signer = create_key(key_path, origin or DEFAULT_ORIGIN) if created else load_key(key_path)
     if origin is not None and signer.name != origin:
         raise InstanceError(f"this instance's log is {signer.name!r}, not {origin!r}")
@@ -82,22 +117,35 @@ def init_instance(instance: str | Path, origin: str | None = None) -> InitResult
     except BaseException:
         stores.close()
         raise
-    return InitResult(charity, created, stores.migrations_applied)
+    return InitResult(charity, created, stores.migrations_applied, tightened)
 
 
-def open_stores(instance: str | Path) -> SQLiteStores:
-    """The stores of an existing instance (for its tokens, say)."""
+def open_stores(
+    instance: str | Path, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, read_only: bool = False
+) -> SQLiteStores:
+    """The stores of an existing instance (for its tokens, say); see :func:`open_sqlite`."""
     root, db_path, _ = _paths(instance)
     if not root.is_dir():
         raise InstanceError(f"no instance folder at {root}: run 'luodi init' first")
-    return open_sqlite(db_path)
+    if db_path.exists():  # else the driver says there is no database
+        refuse_loose_folder(root)
+        refuse_loose_modes(db_path)
+    return open_sqlite(db_path, lock_timeout=lock_timeout, read_only=read_only)
 
 
 def open_instance(
-    instance: str | Path, *, with_key: bool = True, window_seconds: int = DEFAULT_WINDOW_SECONDS
+    instance: str | Path,
+    *,
+    with_key: bool = True,
+    window_seconds: int = DEFAULT_WINDOW_SECONDS,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    read_only: bool = False,
 ) -> CharityLedger:
-    """Open an existing instance's charity ledger (read-only use needs no key)."""
-    stores = open_stores(instance)
+    """Open an existing instance's charity ledger (read-only use needs no key).
+
+    A write waits at most ``lock_timeout`` seconds for the write lock; with
+    ``read_only`` every write is refused (:class:`ledger.errors.Unavailable`)."""
+    stores = open_stores(instance, lock_timeout=lock_timeout, read_only=read_only)
     try:
         signer = load_key(_paths(instance)[2]) if with_key else None
         return open_charity_ledger(stores, signer, window_seconds=window_seconds)
@@ -106,10 +154,43 @@ def open_instance(
         raise
 
 
+def check_serving(instance: str | Path, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, read_only: bool = False) -> None:
+    """Refuse, with :class:`InstanceError`, an instance that cannot be served:
+    not usable, or (unless ``read_only``) not writable now."""
+    try:
+        cl = open_instance(instance, with_key=not read_only, lock_timeout=lock_timeout, read_only=read_only)
+    except Unavailable as exc:
+        raise _unservable(instance, exc, read_only) from exc
+    try:
+        if not read_only:
+            cl.stores.db.check_writable()
+    except Unavailable as exc:
+        raise _unservable(instance, exc, read_only) from exc
+    finally:
+        cl.stores.close()
+
+
+def _unservable(instance: str | Path, exc: Unavailable, read_only: bool) -> InstanceError:
+    cause = exc.__cause__ or exc
+    verb, advice = ("read", "fix that") if read_only else ("write", "fix that, or serve it with --read-only")
+    return InstanceError(f"cannot {verb} the database {_paths(instance)[1]} ({cause}): {advice}")
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600 (replacing an earlier file of that name)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(text)
+
+
 def upgrade_database(instance: str | Path) -> list[str]:
     _, db_path, _ = _paths(instance)
     if not Path(instance).is_dir():
         raise InstanceError(f"no instance folder at {instance}: run 'luodi init' first")
+    if db_path.exists():
+        refuse_loose_folder(Path(instance))
+        refuse_loose_modes(db_path)
     stores = open_sqlite(db_path, upgrade=True)
     stores.close()
     return stores.migrations_applied

@@ -20,7 +20,7 @@ from flask_smorest.utils import prepare_response
 from marshmallow import INCLUDE, Schema, fields
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from ledger.errors import LuodiError
+from ledger.errors import LuodiError, Unavailable
 
 from . import contract
 
@@ -168,9 +168,12 @@ def _domain_error(error: LuodiError):
     if error.status >= 500:
         _log(error)
     body = error.problem()
-    return problem(body.pop("status"), error.slug, body.pop("title"), body.pop("detail"), **{
+    resp = problem(body.pop("status"), error.slug, body.pop("title"), body.pop("detail"), **{
         k: v for k, v in body.items() if k != "type"
     })
+    if isinstance(error, Unavailable):
+        g.retry_after = error.retry_after  # set by _retry_after, after flask-limiter's headers
+    return resp
 
 
 def _unexpected(error: InternalServerError):
@@ -186,6 +189,17 @@ def _tag(resp: Response) -> Response:
     return resp
 
 
+def _retry_after(resp: Response) -> Response:
+    """A 503's ``Retry-After`` is the error's own (or none).  flask-limiter puts its
+    window's reset there on every limited route; registered before it, this runs after it."""
+    if "retry_after" in g:
+        if g.retry_after is None:
+            resp.headers.pop("Retry-After", None)
+        else:
+            resp.headers["Retry-After"] = str(g.retry_after)
+    return resp
+
+
 def _too_deep(error: RecursionError):
     return problem(400, "bad-request", "Bad Request", "the JSON body is nested too deeply")
 
@@ -198,4 +212,5 @@ def init_app(app: Flask) -> Api:
     app.register_error_handler(RecursionError, _too_deep)
     app.register_error_handler(InternalServerError, _unexpected)
     app.after_request(_tag)
+    app.after_request(_retry_after)
     return api

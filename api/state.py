@@ -1,21 +1,34 @@
-"""The charity ledger of this process, opened on first use (after gunicorn forks its workers)."""
+"""The charity ledger of this process, opened on first use (after gunicorn forks its workers).
+
+``WRITE_LOCK_TIMEOUT`` (seconds) bounds how long a write waits for the write
+lock; with ``READ_ONLY`` the instance is opened without its key and every
+write request is answered 503 before anything else is done."""
 
 from __future__ import annotations
 
 import os
 import threading
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 
 from ledger.charity.service import CharityLedger
 from ledger.charity.store import TokenStore
+from ledger.errors import Unavailable
 from ledger.log.ledger import Ledger
 
 from .instance import open_instance
 
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
 
 def init_app(app: Flask) -> None:
     app.extensions["luodi"] = {"lock": threading.Lock()}
+    app.before_request(_refuse_writes_when_read_only)
+
+
+def _refuse_writes_when_read_only() -> None:
+    if current_app.config["READ_ONLY"] and request.method not in READS:
+        raise Unavailable("this server serves reads only (luodi serve --read-only); nothing was written")
 
 
 def charity_ledger() -> CharityLedger:
@@ -25,8 +38,16 @@ def charity_ledger() -> CharityLedger:
         return slot["books"]
     with slot["lock"]:  # the threads of a worker share one ledger, and so its group commits
         if slot.get("pid") != pid:
-            window = int(current_app.config["SIGNATURE_WINDOW_SECONDS"])
-            slot.update(books=open_instance(current_app.config["INSTANCE"], window_seconds=window), pid=pid)
+            config = current_app.config
+            read_only = bool(config["READ_ONLY"])
+            books = open_instance(
+                config["INSTANCE"],
+                with_key=not read_only,
+                window_seconds=int(config["SIGNATURE_WINDOW_SECONDS"]),
+                lock_timeout=float(config["WRITE_LOCK_TIMEOUT"]),
+                read_only=read_only,
+            )
+            slot.update(books=books, pid=pid)
     return slot["books"]
 
 

@@ -109,6 +109,21 @@ class Forbidden(LuodiError):
     title = "Forbidden"
 
 
+class Unavailable(LuodiError):
+    """The service cannot do this now, though nothing is wrong with the request:
+    its storage is busy, full, read-only or failing, or it serves reads only.
+    Nothing was written.  ``retry_after`` (seconds, or None) becomes the
+    ``Retry-After`` header of the 503."""
+
+    status = 503
+    slug = "unavailable"
+    title = "Service unavailable"
+
+    def __init__(self, detail: str = "", retry_after: int | None = None, **extra):
+        super().__init__(detail, **extra)
+        self.retry_after = retry_after
+
+
 class InstanceError(LuodiError):
     """The instance folder, its key or its database is missing or unusable."""
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ...charity.store import Stores
 from .books import SQLiteBooksStore
-from .database import Database
+from .database import DEFAULT_LOCK_TIMEOUT, Database
 from .log import SQLiteLogStore
 from .tokens import SQLiteTokens
 
@@ -29,9 +29,12 @@ class SQLiteStores(Stores):
         return self.db.migrations_applied
 
 
-def open_sqlite(path: str | Path, *, upgrade: bool = False) -> SQLiteStores:
-    """Open the database at ``path``; ``upgrade`` creates it if needed and applies pending migrations."""
-    return SQLiteStores(Database(path, upgrade=upgrade))
+def open_sqlite(
+    path: str | Path, *, upgrade: bool = False, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, read_only: bool = False
+) -> SQLiteStores:
+    """Open the database at ``path``; ``upgrade`` creates it if needed and applies pending migrations.
+    A write waits at most ``lock_timeout`` seconds for the write lock; ``read_only`` refuses every write."""
+    return SQLiteStores(Database(path, upgrade=upgrade, lock_timeout=lock_timeout, read_only=read_only))
 
 
-__all__ = ["SQLiteStores", "open_sqlite"]
+__all__ = ["DEFAULT_LOCK_TIMEOUT", "SQLiteStores", "open_sqlite"]
