@@ -55,6 +55,18 @@ LINGER = 2.0  # seconds a closed connection is drained for (RFC 9112 §9.6), as 
 LINGER_BYTES = 64 * 1024
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
+
+def _recv_nowait(sock: socket.socket) -> bytes | None:
+    """What a readable non-blocking socket holds: None if nothing after all, b"" if the
+    client is gone (closed, or reset)."""
+    try:
+        return sock.recv(RECV_SIZE)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError:
+        return b""
+
+
 class Connection(TConn):
     """A client connection, with the bytes of its next request as they arrive."""
 
@@ -198,12 +210,9 @@ class LuodiWorker(ThreadWorker):
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
 
     def _on_readable(self, conn: Connection, _sock) -> None:
-        try:
-            data = conn.sock.recv(RECV_SIZE)
-        except (BlockingIOError, InterruptedError):
+        data = _recv_nowait(conn.sock)
+        if data is None:
             return
-        except OSError:
-            data = b""
         if not data:  # the client went away
             self._close(conn, self.pending_conns)
             return
@@ -271,12 +280,9 @@ class LuodiWorker(ThreadWorker):
         self.closing.append(conn)
 
     def _drain(self, conn: Connection, _sock) -> None:
-        try:
-            data = conn.sock.recv(RECV_SIZE)
-        except (BlockingIOError, InterruptedError):
+        data = _recv_nowait(conn.sock)
+        if data is None:
             return
-        except OSError:
-            data = b""
         conn.drained += len(data)
         if not data or conn.drained >= LINGER_BYTES:
             self._close(conn, self.closing)
