@@ -6,8 +6,8 @@ from __future__ import annotations
 
 
 from . import schemas as s
-from .bodies import Blueprint
 from .auth import SECURITY, guard, needs
+from .bodies import Blueprint
 from .state import charity_ledger
 from .views import item
 

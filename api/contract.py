@@ -1,7 +1,7 @@
 """The OpenAPI contract says what the server accepts, and what it may answer.
 
 Path parameters are matched by URL converters built from the core's own rules
-(:data:`ledger.charity.kinds._ID` for project and charity ids,
+(:data:`ledger.charity.kinds.ID_PATTERN` for project and charity ids,
 :data:`ledger.log.fields.HEX64` for receipt hashes), so that routing and the
 contract's ``pattern`` cannot drift apart: a URL whose id breaks the rule
 matches no route and is answered 404 problem+json, as is an id that matches
@@ -20,7 +20,7 @@ from apispec import BasePlugin
 from flask import Flask
 from werkzeug.routing import BaseConverter
 
-from ledger.charity.kinds import _ID
+from ledger.charity.kinds import ID_PATTERN
 from ledger.log.canonical import INT_MAX
 from ledger.log.fields import HEX64
 
@@ -28,7 +28,7 @@ from ledger.log.fields import HEX64
 class IdConverter(BaseConverter):
     """A project or charity id: 1-64 lowercase letters, digits and inner hyphens."""
 
-    regex = _ID.pattern
+    regex = ID_PATTERN.pattern
 
 
 class HashConverter(BaseConverter):

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from ledger.charity.kinds import _ID, CHANNELS, MAX_KEYS
+from ledger.charity.kinds import CHANNELS, ID_PATTERN, MAX_KEYS
 from ledger.charity.money import CURRENCIES, DECIMAL_PATTERN
 from ledger.log.fields import HEX64 as _HEX64
 
 HEX64 = validate.Regexp(f"^{_HEX64.pattern}$", error="must be 64 lowercase hex digits")
 DECIMAL = validate.Regexp(f"^{DECIMAL_PATTERN}$", error="must be a decimal string such as 12.30")
-ID = validate.Regexp(f"^{_ID.pattern}$", error="must be an id of 1-64 lowercase letters, digits and inner hyphens")
+ID = validate.Regexp(f"^{ID_PATTERN.pattern}$", error="must be an id of 1-64 lowercase letters, digits and inner hyphens")
 DATE = validate.Regexp(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", error="must be a date YYYY-MM-DD")
 
 # -- request fields: each type error names the type expected (the field is named by its place) --

@@ -10,8 +10,8 @@ from ledger.charity.tokens import require
 from ledger.errors import InvalidInput
 
 from . import schemas as s
-from .bodies import Blueprint
 from .auth import SECURITY, guard, needs
+from .bodies import Blueprint
 from .state import charity_ledger
 from .views import item, receipt
 

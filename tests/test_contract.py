@@ -17,7 +17,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
 from api import create_app
-from ledger.charity.kinds import _ID, MAX_KEYS, ident
+from ledger.charity.kinds import ID_PATTERN, MAX_KEYS, ident
 from ledger.charity.money import CURRENCIES
 from ledger.errors import InvalidEntry
 from ledger.log.canonical import INT_MAX
@@ -32,7 +32,7 @@ OPERATIONS = [
     for method, op in ops.items()
     if method in ("get", "post", "put", "patch", "delete")
 ]
-RULES = {"project_id": _ID, "charity_id": _ID, "leaf_hash": HEX64}
+RULES = {"project_id": ID_PATTERN, "charity_id": ID_PATTERN, "leaf_hash": HEX64}
 
 
 def path_parameters(path: str) -> list[dict]:
@@ -74,7 +74,7 @@ def core_takes_id(value: str) -> bool:
 ID_TEXT = st.text(alphabet="abz09-_.A ~é\n", max_size=70)
 
 
-@given(st.one_of(ID_TEXT, st.from_regex(_ID, fullmatch=True)))
+@given(st.one_of(ID_TEXT, st.from_regex(ID_PATTERN, fullmatch=True)))
 @example("a-")
 @example("-a")
 @example("a" * 64)
@@ -107,11 +107,11 @@ def test_a_url_the_contract_rules_out_is_a_404_problem_that_says_the_rule(make_a
 def test_bodies_carry_the_core_limits():
     schemas = CONTRACT["components"]["schemas"]
     charity = schemas["CharityIn"]["properties"]
-    assert charity["charity"]["pattern"] == f"^{_ID.pattern}$"
+    assert charity["charity"]["pattern"] == f"^{ID_PATTERN.pattern}$"
     assert (charity["threshold"]["minimum"], charity["threshold"]["maximum"]) == (1, MAX_KEYS)
     assert (charity["keys"]["minItems"], charity["keys"]["maxItems"]) == (1, MAX_KEYS)
     project = schemas["ProjectIn"]["properties"]
-    assert project["project"]["pattern"] == project["charity"]["pattern"] == f"^{_ID.pattern}$"
+    assert project["project"]["pattern"] == project["charity"]["pattern"] == f"^{ID_PATTERN.pattern}$"
     assert set(project["currency"]["enum"]) == set(CURRENCIES)
     assert schemas["SignedIn"]["properties"]["signatures"]["maxItems"] == MAX_KEYS
     for name in ("CharityIn", "ProjectIn", "DonationIn", "SignedIn", "RefundIn", "ClosureIn", "Period", "Signature"):

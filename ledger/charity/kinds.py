@@ -26,7 +26,7 @@ KEYS_ROTATED = "charity.keys_rotated"
 # The genesis entry of a charity log names its fund-allocation policy (ledger.charity.allocation).
 ALLOCATION_POLICY = "fifo"
 
-_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
+ID_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
 _TOKEN = re.compile(r"[A-Za-z0-9._:-]{8,128}")
 _B64SIG = re.compile(r"[A-Za-z0-9+/]{86}==")
 
@@ -34,7 +34,7 @@ _B64SIG = re.compile(r"[A-Za-z0-9+/]{86}==")
 def ident(value, path):
     if type(value) is not str:
         wrong_type(value, path, "an id (a string of 1-64 lowercase letters, digits and inner hyphens)")
-    if not _ID.fullmatch(value):
+    if not ID_PATTERN.fullmatch(value):
         fail(path, "must be an id of 1-64 lowercase letters, digits and inner hyphens")
 
 
