@@ -4,7 +4,6 @@ proofs and the donor's own salt stay valid."""
 
 from __future__ import annotations
 
-
 from . import schemas as s
 from .auth import SECURITY, guard, needs
 from .bodies import Blueprint

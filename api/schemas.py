@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from ledger.charity.kinds import CHANNELS, ID_PATTERN, MAX_KEYS
+from ledger.charity.kinds import CHANNELS, ID_PATTERN, MAX_KEYS, TOKEN_PATTERN
 from ledger.charity.money import CURRENCIES, DECIMAL_PATTERN
+from ledger.log.fields import DATE_PATTERN
 from ledger.log.fields import HEX64 as _HEX64
 
 HEX64 = validate.Regexp(f"^{_HEX64.pattern}$", error="must be 64 lowercase hex digits")
 DECIMAL = validate.Regexp(f"^{DECIMAL_PATTERN}$", error="must be a decimal string such as 12.30")
 ID = validate.Regexp(f"^{ID_PATTERN.pattern}$", error="must be an id of 1-64 lowercase letters, digits and inner hyphens")
-DATE = validate.Regexp(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", error="must be a date YYYY-MM-DD")
+DATE = validate.Regexp(f"^{DATE_PATTERN.pattern}$", error="must be a date YYYY-MM-DD")
 
 # -- request fields: each type error names the type expected (the field is named by its place) --
 
@@ -201,7 +202,7 @@ class RefundIn(Body):
 class IdempotencyHeader(Schema):
     idempotency_key = Text(
         required=True, data_key="Idempotency-Key",
-        validate=validate.Regexp(r"^[A-Za-z0-9._:-]{8,128}$", error="must be 8-128 letters, digits and . _ : -"),
+        validate=validate.Regexp(f"^{TOKEN_PATTERN.pattern}$", error="must be 8-128 letters, digits and . _ : -"),
     )
 
 

@@ -27,7 +27,7 @@ KEYS_ROTATED = "charity.keys_rotated"
 ALLOCATION_POLICY = "fifo"
 
 ID_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
-_TOKEN = re.compile(r"[A-Za-z0-9._:-]{8,128}")
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9._:-]{8,128}")
 _B64SIG = re.compile(r"[A-Za-z0-9+/]{86}==")
 
 
@@ -61,7 +61,7 @@ def minor(value, path):
 def token(value, path):
     if type(value) is not str:
         wrong_type(value, path, "a string of 8-128 letters, digits and . _ : -")
-    if not _TOKEN.fullmatch(value):
+    if not TOKEN_PATTERN.fullmatch(value):
         fail(path, "must be 8-128 characters of letters, digits and . _ : -")
 
 

@@ -20,7 +20,7 @@ from .clock import check_time
 Check = Callable[[object, str], None]
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def fail(path: str, why: str):
@@ -111,7 +111,7 @@ def text(limit: int) -> Check:
 def date(value, path):
     if type(value) is not str:
         wrong_type(value, path, "a date (a string YYYY-MM-DD)")
-    if not _DATE.fullmatch(value):
+    if not DATE_PATTERN.fullmatch(value):
         fail(path, "must be a date YYYY-MM-DD")
     try:
         _dt.date.fromisoformat(value)
