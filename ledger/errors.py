@@ -132,20 +132,58 @@ class InstanceError(LuodiError):
     title = "Instance error"
 
 
-class LogCorrupted(LuodiError):
-    """Whole-log verification found a stored entry, node or checkpoint that is wrong.
+class VerificationFailed(LuodiError):
+    """Something an auditor or a donor checked is wrong: an entry, a proof, a
+    checkpoint, a receipt, or a figure the server published.
 
-    ``seq`` is the first bad entry (for a tree node, the last entry it covers;
-    for a checkpoint, its tree size minus one).
+    The command-line verifiers exit 1 for these and 2 for every other error
+    (usage, an unreachable server, an answer that is not JSON).  Whatever a
+    server sends that fails to parse *as what it claims to be* (a proof that is
+    not hex, a checkpoint that is not a note) is a verification failure too.
     """
 
     status = 500
+    slug = "verification-failed"
+    title = "Verification failed"
+
+
+class LogCorrupted(VerificationFailed):
+    """Whole-log verification found a stored entry, node or checkpoint that is wrong.
+
+    ``seq`` is the first bad entry (for a tree node, the last entry it covers;
+    for a checkpoint, its tree size minus one); ``receipt``, when known, is the
+    hex leaf hash of the entry as it was read.
+    """
+
     slug = "log-corrupted"
     title = "Log verification failed"
 
-    def __init__(self, seq: int, detail: str):
-        super().__init__(f"seq {seq}: {detail}", seq=seq)
+    def __init__(self, seq: int, detail: str, receipt: str | None = None):
+        where = f"seq {seq} (receipt {receipt})" if receipt else f"seq {seq}"
+        super().__init__(f"{where}: {detail}", seq=seq, **({"receipt": receipt} if receipt else {}))
         self.seq = seq
+        self.receipt = receipt
+
+
+class ReceiptInvalid(VerificationFailed):
+    """A donor's receipt (JSON or C2SP tlog-proof) that does not check out;
+    ``part`` names what failed (``checkpoint``, ``inclusion_proof``,
+    ``allocation[0].signatures`` ...)."""
+
+    slug = "bad-receipt"
+    title = "Receipt verification failed"
+
+    def __init__(self, part: str, detail: str):
+        super().__init__(f"{part}: {detail}", part=part)
+        self.part = part
+
+
+class Misreported(VerificationFailed):
+    """A server published a figure, proof or answer that disagrees with what the
+    auditor recomputed from the verified entries."""
+
+    slug = "misreported"
+    title = "The server misreported"
 
 
 class RemoteError(LuodiError):
