@@ -84,8 +84,10 @@ def get_receipt(leaf_hash):
 @blp.get("/projects")
 @blp.response(200, s.ProjectList)
 def projects():
-    """Every project with its totals."""
-    return {"projects": [project(p) for p in charity_ledger().projects()]}
+    """Every project with its totals, and the tree size and signed checkpoint of the
+    same snapshot (an auditor compares the totals with the log at that size)."""
+    found, note, size = charity_ledger().projects_at()
+    return {"projects": [project(p) for p in found], "tree_size": size, "checkpoint": note}
 
 
 @blp.get("/projects/<id:project_id>")
@@ -105,10 +107,13 @@ def project_entries(args, project_id):
 
 
 @blp.get("/export")
+@blp.arguments(s.ExportQuery(), location="query")
 @blp.response(200, content_type="application/x-ndjson")
-def export():
-    """The whole log as NDJSON: one entry per line, in its exact canonical (hashed) bytes."""
-    lines = (canonical + b"\n" for canonical in ledger().export())
+@blp.alt_response(404, description="tree_size is beyond the log, or start beyond tree_size")
+def export(args):
+    """The log as NDJSON: one entry per line, in its exact canonical (hashed) bytes,
+    from seq ``start`` (default 0) up to ``tree_size`` (default: every entry)."""
+    lines = (canonical + b"\n" for canonical in ledger().export(args["start"], args.get("tree_size")))
     return Response(stream_with_context(lines), mimetype="application/x-ndjson")
 
 

@@ -82,6 +82,13 @@ class PageQuery(Schema):
     limit = QueryInt(load_default=100, validate=validate.Range(min=1, max=1000))
 
 
+class ExportQuery(Schema):
+    start = QueryInt(load_default=0, validate=validate.Range(min=0, max=2**53 - 1),
+                     metadata={"description": "the seq of the first entry to export (default 0)"})
+    tree_size = QueryInt(validate=validate.Range(min=0, max=2**53 - 1),
+                         metadata={"description": "export entries below this tree size only (default: every entry)"})
+
+
 class InclusionQuery(Schema):
     leaf_hash = Text(required=True, validate=HEX64)
     tree_size = QueryInt(validate=validate.Range(min=1))
@@ -149,6 +156,10 @@ class Project(Schema):
 
 class ProjectList(Schema):
     projects = fields.List(fields.Nested(Project), required=True)
+    tree_size = fields.Integer(required=True, metadata={"description": "the tree size these totals are at"})
+    checkpoint = fields.String(
+        required=True, metadata={"description": "the signed checkpoint note at tree_size, from the same snapshot"}
+    )
 
 
 class CharityIn(Body):

@@ -301,6 +301,14 @@ class CharityLedger:
     def projects(self) -> list[Project]:
         return self.books.projects()
 
+    def projects_at(self) -> tuple[list[Project], str, int]:
+        """Every project's totals with the signed checkpoint of the same committed
+        state and its tree size, so that an auditor can compare them at that size."""
+        with self.ledger.snapshot():
+            projects = self.books.projects()
+            note, cp = self.ledger.latest_checkpoint_note()
+        return projects, note, cp.size
+
     def project_entries(self, project: str, start: int, limit: int) -> tuple[list[Entry], int | None]:
         """Up to ``limit`` of a project's entries from seq ``start``, in one snapshot,
         and the seq of its next entry (None after its last)."""

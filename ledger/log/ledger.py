@@ -209,10 +209,24 @@ class Ledger:
         end = start + len(entries)
         return entries, (end if end < size else None)
 
-    def export(self) -> Iterator[bytes]:
-        """Every entry's canonical bytes, in seq order, from one snapshot."""
+    def export(self, start: int = 0, size: int | None = None) -> Iterator[bytes]:
+        """The canonical bytes of entries ``start`` up to ``size`` (default: every
+        entry from ``start``), in seq order, from one snapshot.
+
+        A ``size`` beyond the log, or a ``start`` beyond ``size``, raises
+        :class:`NotFound` here, before the stream starts (the log only grows, so
+        a size checked now is still there when the entries are read)."""
+        end = self._tree_size(size) if size is not None else None
+        if not isinstance(start, int) or not 0 <= start <= (self.size() if end is None else end):
+            limit = "the log's size" if end is None else f"the tree size {end}"
+            raise NotFound(f"start {start} is beyond {limit}")
+        return self._export(start, end)
+
+    def _export(self, start: int, end: int | None) -> Iterator[bytes]:
         with self.snapshot(streaming=True):
-            for _, _, _, canonical in self.store.iter_entries():
+            for seq, _, _, canonical in self.store.iter_entries(start):
+                if end is not None and seq >= end:
+                    break
                 yield canonical
 
     def prove_inclusion(self, receipt: str, size: int | None = None) -> tuple[Entry, int, list[bytes]]:

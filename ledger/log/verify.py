@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from ..errors import LogCorrupted, LuodiError
 from .checkpoint import open_checkpoint
-from .entry import GENESIS_PREV, parse_entry
+from .entry import GENESIS_PREV, Entry, parse_entry
 from .kinds import Registry
 from .merkle import Frontier, pack_nodes
 from .note import Verifier
@@ -59,21 +59,25 @@ class ChunkResult:
     last_time: str | None
     genesis: tuple[str, str] | None  # (origin, log key) if the chunk holds seq 0
     error: tuple[int, str] | None
+    entries: list[Entry] | None = None  # the parsed entries, when asked for (``keep``)
 
 
-def check_chunk(rows: list[tuple[int, bytes, bytes]], registry: Registry) -> ChunkResult:
+def check_chunk(rows: list[tuple[int, bytes | None, bytes]], registry: Registry, keep: bool = False) -> ChunkResult:
     """Check rows ``(seq, stored leaf hash, canonical bytes)`` of consecutive seqs.
 
     Everything that needs no state from before the chunk is checked here; the
-    caller links ``first_prev`` and ``first_time`` to the previous chunk.
+    caller links ``first_prev`` and ``first_time`` to the previous chunk (:class:`Chain`).
+    A stored leaf hash of None is not compared (entries read from a server's
+    export carry none); ``keep`` returns the parsed entries as well.
     """
     hashes: list[bytes] = []
+    kept: list[Entry] | None = [] if keep else None
     first_prev = first_time = last_time = None
     genesis = None
     error = None
     prev = None
     for seq, stored_hash, canonical in rows:
-        if not isinstance(canonical, bytes) or not isinstance(stored_hash, bytes):
+        if not isinstance(canonical, bytes) or not (stored_hash is None or isinstance(stored_hash, bytes)):
             error = (seq, "stored row does not hold bytes (the column types were changed)")
             break
         try:
@@ -84,7 +88,7 @@ def check_chunk(rows: list[tuple[int, bytes, bytes]], registry: Registry) -> Chu
         if entry.seq != seq:
             error = (seq, f"entry stored at seq {seq} says seq {entry.seq}")
             break
-        if not hmac.compare_digest(entry.leaf_hash, stored_hash):
+        if stored_hash is not None and not hmac.compare_digest(entry.leaf_hash, stored_hash):
             error = (seq, "stored leaf hash does not match the entry's bytes")
             break
         if prev is None:
@@ -101,9 +105,56 @@ def check_chunk(rows: list[tuple[int, bytes, bytes]], registry: Registry) -> Chu
         if seq == 0:
             genesis = (entry.body["origin"], entry.body["log_key"])
         hashes.append(entry.leaf_hash)
+        if kept is not None:
+            kept.append(entry)
         prev = entry.receipt
         last_time = entry.time
-    return ChunkResult(hashes, first_prev, first_time, last_time, genesis, error)
+    return ChunkResult(hashes, first_prev, first_time, last_time, genesis, error, kept)
+
+
+class Chain:
+    """What links a checked chunk to the entries before it: the previous entry's
+    receipt, the last time, and the genesis entry's origin and log key (which must
+    be the pinned key, when one is pinned).  O(1) memory."""
+
+    __slots__ = ("pinned", "verifier", "origin", "prev", "last_time")
+
+    def __init__(self, pinned: Verifier | None = None):
+        self.pinned = pinned
+        self.verifier = pinned
+        self.origin: str | None = None
+        self.prev = GENESIS_PREV
+        self.last_time = ""
+
+    def link(self, result: ChunkResult, seq: int) -> None:
+        """Link ``result``, whose first entry is ``seq``; raise :class:`LogCorrupted` at a broken link.
+
+        (The chunk's own fault, ``result.error``, is the caller's to raise once it
+        has used the entries before it.)"""
+        if result.genesis is not None:
+            self.origin = result.genesis[0]
+            genesis_key = Verifier.from_string(result.genesis[1])
+            if self.pinned is not None and self.pinned != genesis_key:
+                raise LogCorrupted(
+                    0, "the genesis entry names a different log key than the pinned one", _hex(result.leaf_hashes)
+                )
+            self.verifier = genesis_key
+        if result.leaf_hashes:
+            if result.first_prev != self.prev:
+                raise LogCorrupted(
+                    seq, f"prev is {result.first_prev}, but entry {seq - 1} has receipt {self.prev}",
+                    result.leaf_hashes[0].hex(),
+                )
+            if result.first_time < self.last_time:
+                raise LogCorrupted(
+                    seq, f"time {result.first_time} is before the previous entry's {self.last_time}",
+                    result.leaf_hashes[0].hex(),
+                )
+            self.prev, self.last_time = result.leaf_hashes[-1].hex(), result.last_time
+
+
+def _hex(hashes: list[bytes]) -> str | None:
+    return hashes[0].hex() if hashes else None
 
 
 Run = Callable[[Iterator[list]], Iterator[ChunkResult]]
@@ -182,24 +233,12 @@ def verify_stream(
     checkpoints = iter(checkpoints)
     next_cp = next(checkpoints, None)
     frontier = Frontier()
-    verifier, origin = pinned, None
-    prev, last_time = GENESIS_PREV, ""
+    chain = Chain(pinned)
     seen_cps, last_cp = 0, None
     for result in run(chunks()):
         stored_trees = trees.popleft()
-        if result.genesis is not None:
-            origin = result.genesis[0]
-            genesis_key = Verifier.from_string(result.genesis[1])
-            if pinned is not None and pinned != genesis_key:
-                raise LogCorrupted(0, "the genesis entry names a different log key than the pinned one")
-            verifier = genesis_key
-        if result.leaf_hashes:
-            seq = frontier.size
-            if result.first_prev != prev:
-                raise LogCorrupted(seq, f"prev is {result.first_prev}, but entry {seq - 1} has receipt {prev}")
-            if result.first_time < last_time:
-                raise LogCorrupted(seq, f"time {result.first_time} is before the previous entry's {last_time}")
-            prev, last_time = result.leaf_hashes[-1].hex(), result.last_time
+        chain.link(result, frontier.size)
+        verifier, origin = chain.verifier, chain.origin
         # leaf_hashes is shorter than stored_trees when the chunk stopped at a fault.
         for leaf, stored_tree in zip(result.leaf_hashes, stored_trees, strict=False):
             seq = frontier.size
@@ -223,7 +262,8 @@ def verify_stream(
         raise LogCorrupted(max(size - 1, 0), f"checkpoint at tree size {next_cp[0]} is beyond the log's {size} entries")
     if size and last_cp != size:
         raise LogCorrupted(size - 1, "the newest entries are not covered by a checkpoint")
-    return VerifyReport(size, frontier.root(), seen_cps, origin or "", verifier.to_string() if verifier else "")
+    verifier = chain.verifier
+    return VerifyReport(size, frontier.root(), seen_cps, chain.origin or "", verifier.to_string() if verifier else "")
 
 
 def _which(made, stored) -> str:
