@@ -146,7 +146,8 @@ class Database:
         self.copy = copy
         read_only = read_only or copy
         if not upgrade and not self.path.exists():
-            raise InstanceError(f"no database file at {self.path}" if copy else f"no database at {self.path}: run 'luodi init' first")
+            advice = "" if copy else ": run 'luodi init' first"
+            raise InstanceError(f"no database {'file ' if copy else ''}at {self.path}{advice}")
         if not lock_timeout > 0:
             raise InstanceError(f"the write lock timeout must be a positive number of seconds, not {lock_timeout!r}")
         if read_only and upgrade:
