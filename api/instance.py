@@ -27,7 +27,7 @@ from ledger.errors import InstanceError, MalformedNote, Unavailable
 from ledger.log.keyfile import read_key_file, write_key_file
 from ledger.log.ledger import Ledger
 from ledger.log.note import Signer, check_name
-from ledger.stores.sqlite import DEFAULT_LOCK_TIMEOUT, SQLiteStores, open_sqlite
+from ledger.stores.sqlite import DEFAULT_LOCK_TIMEOUT, SQLiteStores, open_sqlite, open_sqlite_copy
 from ledger.stores.sqlite.files import refuse_loose_modes
 
 DB_NAME = "luodi.sqlite"
@@ -152,6 +152,12 @@ def open_instance(
     except BaseException:
         stores.close()
         raise
+
+
+def open_database_copy(path: str | Path) -> SQLiteStores:
+    """The stores of a database file to audit (a copy of an instance's), opened
+    read-only: nothing is written to it, no migration is applied, and no key is needed."""
+    return open_sqlite_copy(path)
 
 
 def check_serving(instance: str | Path, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, read_only: bool = False) -> None:

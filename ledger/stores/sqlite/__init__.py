@@ -37,4 +37,10 @@ def open_sqlite(
     return SQLiteStores(Database(path, upgrade=upgrade, lock_timeout=lock_timeout, read_only=read_only))
 
 
-__all__ = ["DEFAULT_LOCK_TIMEOUT", "SQLiteStores", "open_sqlite"]
+def open_sqlite_copy(path: str | Path) -> SQLiteStores:
+    """Open a database file for an audit, so that nothing can write it (SQLite's
+    read-only mode): every write is refused, and no migration is applied."""
+    return SQLiteStores(Database(path, copy=True))
+
+
+__all__ = ["DEFAULT_LOCK_TIMEOUT", "SQLiteStores", "open_sqlite", "open_sqlite_copy"]

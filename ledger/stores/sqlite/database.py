@@ -78,6 +78,26 @@ def connect(path: str | Path, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> sql
     return conn
 
 
+def connect_copy(path: Path) -> sqlite3.Connection:
+    """A connection that can only read ``path`` and never writes it: SQLite's
+    ``mode=ro``, plus ``immutable=1`` when no ``-wal`` file lies beside it (then
+    SQLite creates no ``-shm`` file either).  With a ``-wal`` file, its committed
+    pages are read too, and SQLite may need a ``-shm`` file beside it."""
+    if not path.is_file():
+        raise InstanceError(f"no database file at {path}")
+    wal = path.with_name(path.name + "-wal")
+    flags = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
+    uri = f"{path.resolve().as_uri()}?{flags}"
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA query_only = ON")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise InstanceError(f"{path} is not a readable SQLite database: {exc}") from exc
+    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+    return conn
+
+
 def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
@@ -109,7 +129,9 @@ class Database:
     """One write connection, guarded by a lock, and a read connection per thread.
 
     ``lock_timeout``: how long a write waits for each lock before it is refused
-    with :class:`Unavailable`.  ``read_only``: every write is refused so."""
+    with :class:`Unavailable`.  ``read_only``: every write is refused so.
+    ``copy``: a database file to audit (a copy of an instance's, say), opened
+    so that nothing can write it (:func:`connect_copy`); implies ``read_only``."""
 
     def __init__(
         self,
@@ -118,10 +140,14 @@ class Database:
         upgrade: bool = False,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         read_only: bool = False,
+        copy: bool = False,
     ):
         self.path = Path(path)
+        self.copy = copy
+        read_only = read_only or copy
         if not upgrade and not self.path.exists():
-            raise InstanceError(f"no database at {self.path}: run 'luodi init' first")
+            advice = "" if copy else ": run 'luodi init' first"
+            raise InstanceError(f"no database {'file ' if copy else ''}at {self.path}{advice}")
         if not lock_timeout > 0:
             raise InstanceError(f"the write lock timeout must be a positive number of seconds, not {lock_timeout!r}")
         if read_only and upgrade:
@@ -140,6 +166,11 @@ class Database:
             if upgrade:
                 self.migrations_applied = self.upgrade()
             elif sqlite_migrations.load().pending(sqlite_utils.Database(self.conn)):
+                if copy:
+                    raise InstanceError(
+                        f"database {self.path} was written by an older luodi: upgrade a copy of it "
+                        "('luodi db upgrade' on an instance folder holding the copy) and audit that"
+                    )
                 raise InstanceError(f"database {self.path} needs migrations: run 'luodi db upgrade'")
         except BaseException:
             self.conn.close()
@@ -210,6 +241,9 @@ class Database:
             pass
 
     def _open_write_connection(self) -> None:
+        if self.copy:  # never written: this connection only reads (the migrations check)
+            self.conn, self._broken = connect_copy(self.path), False
+            return
         self.conn = connect(self.path, self.lock_timeout)
         # SQLite opens a file it cannot write read-only, silently, and the connection
         # stays so: one opened during a fault (by a worker's first read, say) is
@@ -242,7 +276,8 @@ class Database:
         a write that another thread has under way (and may roll back)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = connect(self.path, self.lock_timeout)
+            conn = connect_copy(self.path) if self.copy else connect(self.path, self.lock_timeout)
+            self._local.conn = conn
             with self._readers_lock:  # not the write lock: readers never wait for writers
                 self._readers.append(conn)
         return conn
