@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import json
 import os
 import tempfile
@@ -80,14 +81,14 @@ class MonitorState:
         """The log followed to the saved size has the saved root and last receipt."""
         if size != self.size:  # pragma: no cover - the caller stops exactly there
             raise ValueError("check_prefix needs the log followed to the saved size")
-        if last_receipt != self.last_receipt:
+        if last_receipt is None or not hmac.compare_digest(last_receipt.encode(), self.last_receipt.encode()):
             raise LogCorrupted(
                 size - 1,
                 f"the log was rewritten: entry {size - 1} was {self.last_receipt} when the saved checkpoint "
                 "was verified",
                 last_receipt,
             )
-        if root != self.root:
+        if not hmac.compare_digest(root, self.root):
             raise LogCorrupted(
                 size - 1,
                 f"the log was rewritten: its first {size} entries no longer have the root of the saved checkpoint",
