@@ -18,7 +18,6 @@ from pathlib import Path
 from click.testing import CliRunner
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-import api
 from api.cli import main
 from api.instance import open_instance
 from api_helpers import PROJECT
@@ -150,6 +149,3 @@ class Servers:
 def run_audit(*args: str):
     """``luodi audit ARGS`` through click (the real command, in this process)."""
     return CliRunner().invoke(main, ["audit", *args], catch_exceptions=False)
-
-
-__all__ = ["Servers", "Served", "Tamper", "run_audit", "api"]

@@ -41,18 +41,16 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..errors import LogCorrupted, LuodiError, Misreported, Overspend, ProofError
-from ..log.canonical import canonical_bytes
 from ..log.checkpoint import Checkpoint
 from ..log.entry import Entry
-from ..log.fields import is_hex64
 from ..log.follow import Follower
-from ..log.merkle import leaf_hash, verify_inclusion
+from ..log.merkle import verify_inclusion
 from ..log.monitor import MonitorState
 from .allocation import trace_fifo
 from .books import Books, verify_signed
 from .kinds import registry
 from .memory import MemoryBooks
-from .money import format_amount
+from .published import compare_projects, compare_receipt, hashes, obj
 
 DEFAULT_SAMPLE = 100
 PROGRESS_EVERY = 4096
@@ -120,30 +118,6 @@ class Sample:
             self.items[self.rng.randrange(self.k)] = item
             self._w *= math.exp(math.log(self._u()) / self.k)
             self._next = self.seen + self._skip()
-
-
-def _hashes(value, what: str) -> list[bytes]:
-    if not isinstance(value, list):
-        raise Misreported(f"{what} is not a list of hashes")
-    out = []
-    for i, h in enumerate(value):
-        if not is_hex64(h):
-            raise Misreported(f"{what}[{i}] is not a 64-digit lowercase hex hash")
-        out.append(bytes.fromhex(h))
-    return out
-
-
-def _int(doc: dict, name: str, what: str) -> int:
-    value = doc.get(name)
-    if type(value) is not int or value < 0:
-        raise Misreported(f"{what}: {name} is not a non-negative integer")
-    return value
-
-
-def _obj(value, what: str) -> dict:
-    if not isinstance(value, dict):
-        raise Misreported(f"{what} is not a JSON object")
-    return value
 
 
 class RemoteAudit:
@@ -253,151 +227,54 @@ class RemoteAudit:
         self._check_inclusions()
 
     def _check_consistency(self, saved: MonitorState, cp: Checkpoint) -> None:
-        doc = _obj(self.source.consistency(saved.size, cp.size), "the consistency proof answer")
+        doc = obj(self.source.consistency(saved.size, cp.size), "the consistency proof answer")
         if doc.get("first") != saved.size or doc.get("second") != cp.size:
             raise Misreported(
                 f"asked for the consistency proof from {saved.size} to {cp.size}, the server answered "
                 f"from {doc.get('first')!r} to {doc.get('second')!r}"
             )
-        proof = _hashes(doc.get("consistency"), f"consistency proof from {saved.size} to {cp.size}")
+        proof = hashes(doc.get("consistency"), f"consistency proof from {saved.size} to {cp.size}")
         saved.check_consistency(cp.size, cp.root, proof)
 
     def _compare_projects(self) -> Iterator[Entry]:
-        doc = _obj(self.source.projects(), "the /v1/projects answer")
+        doc = obj(self.source.projects(), "the /v1/projects answer")
         size = doc.get("tree_size")
         if type(size) is not int:
             raise Misreported("/v1/projects: tree_size is not an integer")
         yield from self._catch_up(doc.get("checkpoint"), size, "/v1/projects")
-        listed = doc.get("projects")
-        if not isinstance(listed, list):
-            raise Misreported("/v1/projects: projects is not a list")
-        theirs: dict = {}
-        for i, p in enumerate(listed):
-            p = _obj(p, f"/v1/projects: projects[{i}]")
-            if not isinstance(p.get("project"), str) or p["project"] in theirs:
-                raise Misreported(f"/v1/projects: projects[{i}] has no project id, or a repeated one")
-            theirs[p["project"]] = p
-        mine = self.mem.projects()
-        for project in mine:
-            found = theirs.pop(project.project, None)
-            where = f"project {project.project!r} (opened at seq {project.seq}, tree size {size})"
-            if found is None:
-                raise Misreported(f"{where}: the server does not list it", seq=project.seq, part="projects")
-            cur = project.currency
-            expect = {
-                "project": project.project, "charity": project.charity, "currency": cur,
-                "opened_seq": project.seq, "closed": project.closed, "donations": project.donations,
-                "raised": format_amount(project.raised, cur), "spent": format_amount(project.spent, cur),
-                "refunded": format_amount(project.refunded, cur), "balance": format_amount(project.balance, cur),
-            }
-            for name, value in expect.items():
-                if found.get(name) != value or type(found.get(name)) is not type(value):
-                    raise Misreported(
-                        f"{where}: the server says {name} {found.get(name)!r}, the log gives {value!r}",
-                        seq=project.seq, part=f"projects.{name}",
-                    )
-        if theirs:
-            extra = sorted(theirs)[0]
-            raise Misreported(f"/v1/projects lists project {extra!r}, which the log does not hold", part="projects")
-        self.report.projects = len(mine)
+        self.report.projects = compare_projects(doc.get("projects"), self.mem, size)
 
     def _compare_receipt(self, key: bytes) -> Iterator[Entry]:
         receipt = key.hex()
-        donation = self.mem.donation(key)
-        doc = _obj(self.source.receipt(receipt), f"the receipt of {receipt}")
-        what = f"receipt {receipt} (seq {donation.seq})"
+        doc = obj(self.source.receipt(receipt), f"the receipt of {receipt}")
+        seq = self.mem.donation(key).seq
+        what = f"receipt {receipt} (seq {seq})"
         size = doc.get("tree_size")
         if type(size) is not int:
-            raise Misreported(f"{what}: tree_size is not an integer", seq=donation.seq, part="tree_size")
+            raise Misreported(f"{what}: tree_size is not an integer", seq=seq, part="tree_size")
         try:
             yield from self._catch_up(doc.get("checkpoint"), size, what)
         except Misreported as exc:
             raise Misreported(exc.detail if exc.detail.startswith(what) else f"{what}: {exc.detail}",
-                              seq=donation.seq, part="checkpoint") from exc
-        donation = self.mem.donation(key)  # now at the receipt's tree size
-        root = self.cp.root
-        item = _obj(doc.get("entry"), f"{what}: entry")
-        self._check_item(item, receipt, donation.seq, what, "entry")
-        if doc.get("leaf_index") != donation.seq:
-            raise Misreported(f"{what}: leaf_index is {doc.get('leaf_index')!r}", seq=donation.seq, part="leaf_index")
-        self._check_proof(key, donation.seq, size, doc.get("inclusion_proof"), root, what, "inclusion_proof")
-        cur = donation.currency
-        figures = {
-            "currency": cur,
-            "amount": format_amount(donation.amount, cur),
-            "spent": format_amount(donation.spent, cur),
-            "refunded": format_amount(donation.refunded, cur),
-            "unspent": format_amount(donation.unspent, cur),
-        }
-        for name, value in figures.items():
-            if doc.get(name) != value:
-                raise Misreported(
-                    f"{what}: the server says {name} {doc.get(name)!r}, the log gives {value!r}",
-                    seq=donation.seq, part=name,
-                )
-        spent = self.mem.allocations_of(key)
-        listed = doc.get("allocation")
-        if not isinstance(listed, list):
-            raise Misreported(f"{what}: allocation is not a list", seq=donation.seq, part="allocation")
-        theirs = []
-        for i, a in enumerate(listed):
-            part = f"allocation[{i}]"
-            a = _obj(a, f"{what}: {part}")
-            d = _obj(a.get("disbursement"), f"{what}: {part}.disbursement")
-            d_hash = d.get("leaf_hash")
-            if not is_hex64(d_hash):
-                raise Misreported(f"{what}: {part}.disbursement.leaf_hash is not a hash", seq=donation.seq, part=part)
-            d_seq = a.get("leaf_index")
-            if type(d_seq) is not int:
-                raise Misreported(f"{what}: {part}.leaf_index is not an integer", seq=donation.seq, part=part)
-            self._check_item(d, d_hash, d_seq, what, f"{part}.disbursement")
-            self._check_proof(bytes.fromhex(d_hash), d_seq, size, a.get("inclusion_proof"), root, what,
-                              f"{part}.inclusion_proof")
-            theirs.append((d_hash, a.get("amount")))
-        mine = [(d, format_amount(amount, cur)) for d, amount in spent]
-        if theirs != mine:
-            at = next((i for i, (x, y) in enumerate(zip(theirs, mine)) if x != y), min(len(theirs), len(mine)))
-            raise Misreported(
-                f"{what}: the server's allocation differs from the FIFO replay at allocation[{at}] "
-                f"(the server lists {len(theirs)}, the log gives {len(mine)})",
-                seq=donation.seq, part=f"allocation[{at}]",
-            )
+                              seq=seq, part="checkpoint") from exc
+        compare_receipt(doc, self.mem, key, size, self.cp.root)  # the books are now at the receipt's tree size
         self.report.receipts_checked += 1
-
-    def _check_item(self, item: dict, leaf: str, seq: int, what: str, part: str) -> None:
-        """An entry item ``{seq, leaf_hash, entry}`` is the entry with that hash at that seq."""
-        if item.get("leaf_hash") != leaf or item.get("seq") != seq:
-            raise Misreported(f"{what}: {part} names another entry", seq=seq, part=part)
-        try:
-            data = canonical_bytes(item.get("entry"))
-        except LuodiError as exc:
-            raise Misreported(f"{what}: {part} is not an entry: {exc.detail}", seq=seq, part=part) from exc
-        if leaf_hash(data).hex() != leaf:
-            raise Misreported(f"{what}: {part} does not hash to its leaf hash", seq=seq, part=part)
-
-    def _check_proof(self, leaf: bytes, index: int, size: int, proof, root: bytes, what: str, part: str) -> None:
-        hashes = _hashes(proof, f"{what}: {part}")
-        try:
-            verify_inclusion(leaf, index, size, hashes, root)
-        except ProofError as exc:
-            raise Misreported(f"{what}: {part} does not verify at tree size {size}: {exc.detail}",
-                              seq=index, part=part) from exc
 
     def _check_inclusions(self) -> None:
         size, root = self.follower.size, self.follower.root()
         for seq, key in sorted(self.entries_sample.items):
             receipt = key.hex()
             what = f"inclusion proof of seq {seq} (receipt {receipt})"
-            doc = _obj(self.source.inclusion(receipt, size), what)
+            doc = obj(self.source.inclusion(receipt, size), what)
             if doc.get("leaf_index") != seq or doc.get("tree_size") != size:
                 raise Misreported(
                     f"{what}: the server answered for leaf_index {doc.get('leaf_index')!r} "
                     f"and tree_size {doc.get('tree_size')!r}, not {seq} and {size}",
                     seq=seq, part="inclusion",
                 )
-            hashes = _hashes(doc.get("audit_path"), what)
+            path = hashes(doc.get("audit_path"), what)
             try:
-                verify_inclusion(key, seq, size, hashes, root)
+                verify_inclusion(key, seq, size, path, root)
             except ProofError as exc:
                 raise Misreported(f"{what} at tree size {size}: {exc.detail}", seq=seq, part="inclusion") from exc
             self.report.proofs_checked += 1

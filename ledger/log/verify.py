@@ -32,7 +32,7 @@ from ..errors import LogCorrupted, LuodiError
 from .checkpoint import open_checkpoint
 from .entry import GENESIS_PREV, Entry, parse_entry
 from .kinds import Registry
-from .merkle import Frontier, pack_nodes
+from .merkle import Frontier, leaf_hash, pack_nodes
 from .note import Verifier
 from .store import LogStore, Row
 
@@ -210,7 +210,7 @@ def verify_stream(
     pinned = Verifier.from_string(log_key) if isinstance(log_key, str) else log_key
     if run is None:
         run = lambda chunks: (check_chunk(c, registry) for c in chunks)  # noqa: E731
-    trees: deque[list[bytes]] = deque()  # stored nodes of chunks in flight, in order
+    trees: deque[tuple[list, list]] = deque()  # stored nodes and rows of chunks in flight, in order
     state = {"expected": 0, "gap": False}
 
     def chunks():
@@ -223,11 +223,11 @@ def verify_stream(
             batch.append((seq, stored_hash, canonical))
             tree.append(stored_tree)
             if len(batch) == CHUNK:
-                trees.append(tree)
+                trees.append((tree, batch))
                 yield batch
                 batch, tree = [], []
         if batch:
-            trees.append(tree)
+            trees.append((tree, batch))
             yield batch
 
     checkpoints = iter(checkpoints)
@@ -236,15 +236,18 @@ def verify_stream(
     chain = Chain(pinned)
     seen_cps, last_cp = 0, None
     for result in run(chunks()):
-        stored_trees = trees.popleft()
-        chain.link(result, frontier.size)
+        stored_trees, batch = trees.popleft()
+        start = frontier.size
+        chain.link(result, start)
         verifier, origin = chain.verifier, chain.origin
         # leaf_hashes is shorter than stored_trees when the chunk stopped at a fault.
         for leaf, stored_tree in zip(result.leaf_hashes, stored_trees, strict=False):
             seq = frontier.size
             made = frontier.append(leaf)
             if not isinstance(stored_tree, bytes) or not hmac.compare_digest(stored_tree, pack_nodes(made)):
-                raise LogCorrupted(seq, f"stored tree nodes of this entry do not match ({_which(made, stored_tree)})")
+                raise LogCorrupted(
+                    seq, f"stored tree nodes of this entry do not match ({_which(made, stored_tree)})", leaf.hex()
+                )
             while next_cp is not None and next_cp[0] <= frontier.size:
                 if next_cp[0] < frontier.size:
                     raise LogCorrupted(max(next_cp[0] - 1, 0), f"checkpoint at tree size {next_cp[0]} is out of order")
@@ -252,7 +255,9 @@ def verify_stream(
                 seen_cps, last_cp = seen_cps + 1, next_cp[0]
                 next_cp = next(checkpoints, None)
         if result.error is not None:
-            raise LogCorrupted(*result.error)
+            seq, detail = result.error
+            data = batch[seq - start][2]
+            raise LogCorrupted(seq, detail, leaf_hash(data).hex() if isinstance(data, bytes) else None)
     size = frontier.size
     if size != state["expected"]:  # pragma: no cover - an error above always fires first
         raise LogCorrupted(size, "verification stopped early")
