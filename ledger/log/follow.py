@@ -93,13 +93,15 @@ class Follower:
             try:
                 note = note.decode("utf-8")
             except UnicodeDecodeError:
-                raise Misreported("the checkpoint is not UTF-8 text") from None
+                raise Misreported("the checkpoint is not UTF-8 text", part="checkpoint") from None
         if not isinstance(note, str):
-            raise Misreported("the checkpoint is not a signed note (not text)")
+            raise Misreported("the checkpoint is not a signed note (not text)", part="checkpoint")
         try:
             return open_checkpoint(note, self.verifier, self.chain.origin)
         except LuodiError as exc:
-            raise Misreported(f"the checkpoint does not verify with the pinned log key: {exc.detail}") from exc
+            raise Misreported(
+                f"the checkpoint does not verify with the pinned log key: {exc.detail}", part="checkpoint"
+            ) from exc
 
     def check_checkpoint(self, note) -> Checkpoint:
         """Verify ``note`` (:meth:`open_checkpoint`) and that it signs exactly the
