@@ -305,7 +305,7 @@ class CharityLedger:
         """Every project's totals with the signed checkpoint of the same committed
         state and its tree size, so that an auditor can compare them at that size."""
         with self.ledger.snapshot():
-            projects = self.books.projects()
+            projects = self.projects()
             note, cp = self.ledger.latest_checkpoint_note()
         return projects, note, cp.size
 
