@@ -339,3 +339,82 @@ def test_an_http_error_answer_exits_2(served):
     served.tamper("/v1/export", lambda body, q: body)  # keep the app's own answer
     result = run_audit("--url", served.url + "/nothing-here", "--log-key", served.log_key)
     assert result.exit_code == 2 and "was answered 404" in result.output
+
+
+# -- an operator who rewrote history and re-signed it -------------------------------------------
+
+
+def _rewritten(served, change_at) -> tuple[list[bytes], bytes]:
+    """The server's log with entry ``change_at(envelopes)`` changed and every later entry
+    re-chained, and a checkpoint over it signed with the log's own key: a history the
+    operator rewrote consistently, as only the holder of the key can."""
+    import urllib.request
+
+    from ledger.log.canonical import canonical_bytes
+    from ledger.log.entry import load_entry
+    from ledger.log.merkle import leaf_hash, root
+
+    with urllib.request.urlopen(served.url + "/v1/export") as r:
+        original = r.read().split(b"\n")[:-1]
+    envelopes = [load_entry(line).envelope() for line in original]
+    seq = change_at(envelopes)
+    lines, prev, renamed = [], None, {}
+    for env, old in zip(envelopes, original):
+        if prev is not None and env["seq"] > seq:
+            env["prev"] = prev
+            if env["kind"] == "refund":  # a refund names its donation by receipt: keep it pointing there
+                env["body"]["donation"] = renamed.get(env["body"]["donation"], env["body"]["donation"])
+        data = canonical_bytes(env)
+        lines.append(data)
+        prev = renamed[leaf_hash(old).hex()] = leaf_hash(data).hex()
+    signer = served.signer()
+    note = Checkpoint(signer.name, len(lines), root(leaf_hash(x) for x in lines)).sign(signer).encode()
+    return lines, note
+
+
+def _serve_history(served, lines: list[bytes], note: bytes) -> None:
+    def export(body, query):
+        start, end = int(query.get("start", 0)), int(query.get("tree_size", len(lines)))
+        return b"".join(line + b"\n" for line in lines[start:end])
+
+    served.tamper("/v1/export", export)
+    served.tamper("/v1/checkpoint", lambda body, q: note)
+
+
+def test_a_rewritten_disbursement_whose_signature_no_longer_matches(served):
+    import base64
+
+    def change(envelopes):
+        d = next(e for e in envelopes if e["kind"] == "disbursement")
+        sig = bytearray(base64.b64decode(d["body"]["signatures"][0]["signature"]))
+        sig[5] ^= 1
+        d["body"]["signatures"][0]["signature"] = base64.b64encode(bytes(sig)).decode()
+        return d["seq"]
+
+    lines, note = _rewritten(served, change)
+    seq = next(i for i, line in enumerate(lines) if b'"kind":"disbursement"' in line)
+    _serve_history(served, lines, note)
+    from ledger.log.merkle import leaf_hash
+
+    _failed(_audit(served), f"seq {seq} (receipt {leaf_hash(lines[seq]).hex()})",
+            "the accounting rules refuse this entry", "does not verify over the payload")
+
+
+def test_a_rewritten_donation_amount_is_caught_by_the_published_figures(served):
+    """History rewritten consistently and re-signed: every entry checks out, but the
+    server's own index still publishes the old figures."""
+
+    def change(envelopes):
+        d = next(e for e in envelopes if e["kind"] == "donation" and e["body"]["project"] == "autumn-drive")
+        d["body"]["amount"] += 100
+        for p in d["body"]["postings"]:
+            p["amount"] += 100 if p["amount"] > 0 else -100
+        return d["seq"]
+
+    lines, note = _rewritten(served, change)
+    _serve_history(served, lines, note)
+    # /v1/projects still comes with the server's real checkpoint: two histories signed by one key
+    _failed(_audit(served), f"seq {len(lines) - 1} (receipt ", "has a root that does not match the entries")
+    served.tamper_json("/v1/projects", lambda doc, q: doc.update(checkpoint=note.decode()))
+    out = _failed(_audit(served), "project 'autumn-drive'")
+    assert "the server says raised" in out or "the server says balance" in out
