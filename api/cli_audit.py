@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import sys
 import time
+from pathlib import Path
 
 import click
 
 from ledger.charity.audit import audit_books
 from ledger.charity.kinds import registry
 from ledger.charity.remote_audit import DEFAULT_SAMPLE, audit_remote
-from ledger.errors import LuodiError, MalformedNote, VerificationFailed
+from ledger.errors import InvalidInput, LuodiError, MalformedNote, VerificationFailed
 from ledger.log.monitor import MonitorState, load_state, save_state
 from ledger.log.note import Verifier
 from ledger.log.verify import verify_log
@@ -125,6 +127,8 @@ def _remote(url, pinned: Verifier, state_file, receipts, timeout, out) -> dict:
 
     source = HttpSource(url, timeout)
     saved = load_state(state_file, pinned) if state_file else None
+    if state_file and not os.access(Path(state_file).parent, os.W_OK | os.X_OK):
+        raise InvalidInput(f"cannot write the state file {state_file}: its folder is missing or not writable")
     with out.progress() as progress:
         report = audit_remote(source, pinned, saved=saved, receipts=receipts, progress=progress)
     result = {
@@ -138,8 +142,11 @@ def _remote(url, pinned: Verifier, state_file, receipts, timeout, out) -> dict:
     }
     if state_file:
         new = report.state
-        save_state(state_file, MonitorState(new.log_key, source.base, new.size, new.root, new.checkpoint,
-                                            new.last_receipt))
+        try:
+            save_state(state_file, MonitorState(new.log_key, source.base, new.size, new.root, new.checkpoint,
+                                                new.last_receipt))
+        except OSError as exc:
+            raise InvalidInput(f"the audit passed, but the state file {state_file} could not be written: {exc}") from None
         result["state"] = {"file": str(state_file), "from": report.state_from, "to": new.size,
                            "advanced": report.state_from is None or new.size > report.state_from}
     return result

@@ -154,6 +154,12 @@ def test_state_of_another_log_key_is_a_usage_error(servers, tmp_path):
     assert state.read_bytes() == saved
 
 
+def test_a_state_file_in_a_missing_folder_is_a_usage_error(servers, tmp_path):
+    served = servers()
+    result = monitor(served, tmp_path / "no-such-folder" / "monitor.json")
+    assert result.exit_code == 2 and "its folder is missing or not writable" in result.output
+
+
 def test_a_state_file_that_is_not_a_state(servers, tmp_path):
     served = servers()
     state = tmp_path / "monitor.json"
