@@ -76,7 +76,8 @@ def test_init_creates_and_is_safe_to_rerun(tmp_path, runner):
     first = run(runner, "init", "--instance", str(inst), "--origin", "gifts.example/log")
     assert "log key:  created" in first.output
     assert "migrations applied: 0001_initial" in first.output
-    assert re.search(r"^entries:\s+1$", first.output, re.M)
+    assert re.search(r"^entries:\s+2$", first.output, re.M)
+    assert re.search(r"^policy:\s+signing window 600 s \(seq 1\)$", first.output, re.M)
     v = verifier_of(first.output)
     assert v.name == "gifts.example/log"
     assert os.stat(inst / KEY_NAME).st_mode & 0o777 == 0o600
@@ -87,7 +88,7 @@ def test_init_creates_and_is_safe_to_rerun(tmp_path, runner):
     assert "none (up to date)" in second.output
     assert verifier_of(second.output) == v
     assert (inst / KEY_NAME).read_bytes() == key
-    assert entry_count(inst) == 1
+    assert entry_count(inst) == 2
 
 
 def test_db_upgrade(tmp_path, runner):
@@ -101,7 +102,7 @@ def test_db_upgrade(tmp_path, runner):
     result = run(runner, "db", "upgrade", "--instance", str(bare))
     assert result.output.strip() == (
         "applied: 0001_initial, 0002_books, 0003_tokens_and_project_entries, 0004_books_without_rowid, "
-        "0005_intake_keys_per_charity"
+        "0005_intake_keys_per_charity, 0006_policy"
     )
     assert entry_count(bare) == 0
     assert not (bare / KEY_NAME).exists()
@@ -134,7 +135,7 @@ def test_demo_does_not_seed_a_log_that_has_entries(tmp_path, runner):
     charity.ledger.append("note", {"text": "already in use"})
     charity.stores.close()
     run(runner, "demo", "--instance", str(inst), "--donations", "50")
-    assert entry_count(inst) == 2
+    assert entry_count(inst) == 3
 
 
 def test_status(demo_instance, runner):
@@ -174,7 +175,7 @@ def test_instance_option_env_var_and_default(tmp_path, runner, monkeypatch):
     run(runner, "init", env={"LUODI_INSTANCE": str(by_env)})
     assert (by_env / KEY_NAME).exists()
     out = run(runner, "verify", env={"LUODI_INSTANCE": str(by_env)}).output
-    assert out.startswith("ok: 1 entries")
+    assert out.startswith("ok: 2 entries")
     # The option wins over the environment.
     by_opt = tmp_path / "by-opt"
     run(runner, "init", "--instance", str(by_opt), env={"LUODI_INSTANCE": str(by_env)})
@@ -182,7 +183,7 @@ def test_instance_option_env_var_and_default(tmp_path, runner, monkeypatch):
     assert open_checkpoint(
         run(runner, "checkpoint", env={"LUODI_INSTANCE": str(by_opt)}).output,
         Signer.from_string((by_opt / KEY_NAME).read_text()).verifier,
-    ).size == 1
+    ).size == 2
     # Without either, ./instance.
     cwd = tmp_path / "cwd"
     cwd.mkdir()

@@ -21,7 +21,10 @@ def _shape(path) -> dict:
     with closing(sqlite3.connect(path)) as conn:
         shape = {}
         for table in BOOKS_TABLES:
-            sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()[0]
+            found = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
+            if found is None:  # a table of a later migration
+                continue
+            sql = found[0]
             indexes = sorted(
                 (row[1], row[2], row[4], tuple(c[2] for c in conn.execute(f"PRAGMA index_info('{row[1]}')")))
                 for row in conn.execute(f"PRAGMA index_list('{table}')")
@@ -60,9 +63,7 @@ def test_migration_0004_keeps_every_row_and_matches_a_fresh_install(make_charity
     storage = open_sqlite(path, upgrade=True)
     try:
         assert storage.migrations_applied == ["0004_books_without_rowid"]
-        conn = storage.db.conn
-        after = {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall()) for t in BOOKS_TABLES}  # noqa: S608
-        assert after == before
+        assert books_rows(storage) == before
         migrated = _shape(path)
         assert {t for t, (_, rowid, _) in migrated.items() if rowid} == set(KEYED_TABLES)
         fresh = open_sqlite(tmp_path / "fresh.sqlite", upgrade=True)

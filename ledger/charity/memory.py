@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator
 
-from .store import DERIVED, BooksView, Charity, Donation, Project
+from .store import DERIVED, BooksView, Charity, Donation, Policy, Project
 
 
 class MemoryBooks(BooksView):
@@ -28,6 +28,7 @@ class MemoryBooks(BooksView):
         self._intake: dict[tuple[str, str], bytes] = {}  # (charity, intake key) -> receipt
         self._project_entries: dict[str, list[int]] = {}  # project -> seqs, ascending
         self._private: dict[bytes, tuple[bytes, bytes, str | None]] = {}
+        self._policy: Policy | None = None
 
     def applied(self) -> int:
         return self._applied
@@ -91,6 +92,9 @@ class MemoryBooks(BooksView):
     def private(self, receipt):
         return self._private.get(receipt)
 
+    def policy(self):
+        return self._policy
+
     def derived(self, table):
         if table not in DERIVED:
             raise KeyError(table)
@@ -103,6 +107,7 @@ class MemoryBooks(BooksView):
             "nonces": lambda: list(self._nonces),
             "intake_keys": lambda: [(c, k, r) for (c, k), r in self._intake.items()],
             "project_entries": lambda: [(p, s) for p, seqs in self._project_entries.items() for s in seqs],
+            "policy": lambda: [] if self._policy is None else [(self._policy.signing_window_seconds, self._policy.seq)],
         }[table]()
         return sorted(rows)
 
@@ -156,6 +161,9 @@ class MemoryBooks(BooksView):
 
     def add_project_entry(self, project, seq):
         self._project_entries.setdefault(project, []).append(seq)
+
+    def set_policy(self, signing_window_seconds, seq):
+        self._policy = Policy(signing_window_seconds, seq)
 
     def put_private(self, receipt, salt, fingerprint, personal):
         self._private[receipt] = (salt, fingerprint, personal)

@@ -26,13 +26,14 @@ from ..log.note import Signer
 from ..log.writer import Writer
 from .allocation import DonationTrace
 from .books import DEFAULT_WINDOW_SECONDS, BooksHook
-from .kinds import DISBURSEMENT, KEYS_ROTATED, disbursement_payload, postings_for, registry, rotation_payload
+from .kinds import DISBURSEMENT, KEYS_ROTATED, POLICY, disbursement_payload, postings_for, registry, rotation_payload
 from .kinds import signatures as signature_list
 from .money import parse_amount
 from .receipts import Receipt, receipt_from_writer, receipt_of
-from .store import BooksView, Donation, Project, Stores
+from .store import BooksView, Donation, Policy, Project, Stores
 
 SALT_BYTES = 32
+INIT_KINDS = ("genesis", POLICY)  # what `luodi init` writes into a new log
 
 
 def donor_commitment(salt: bytes, donor_ref: str) -> str:
@@ -73,12 +74,11 @@ def open_charity_ledger(
     stores: Stores,
     signer: Signer | None = None,
     *,
-    window_seconds: int = DEFAULT_WINDOW_SECONDS,
     clock: Callable[[], str] = utc_now,
     create: bool = False,
 ) -> "CharityLedger":
     """A charity ledger on ``stores``; ``create`` writes the genesis entry into an empty log."""
-    kwargs = {"clock": clock, "hook": BooksHook(stores.books, window_seconds)}
+    kwargs = {"clock": clock, "hook": BooksHook(stores.books)}
     if create:
         ledger = Ledger.create(stores.log, registry(), signer, **kwargs)
     else:
@@ -103,7 +103,21 @@ class CharityLedger:
 
     @property
     def window_seconds(self) -> int:
-        return self.ledger.hook.window_seconds
+        """The signing window the log has recorded (the default before its policy entry)."""
+        policy = self.books.policy()
+        return DEFAULT_WINDOW_SECONDS if policy is None else policy.signing_window_seconds
+
+    def policy(self) -> Policy | None:
+        return self.books.policy()
+
+    def record_policy(self, signing_window_seconds: int) -> Entry:
+        """Record the log's policy (once): the signing window signed entries are judged by from then on."""
+        return self.ledger.append(POLICY, {"signing_window_seconds": signing_window_seconds})
+
+    def is_fresh(self) -> bool:
+        """Nothing in the log but what ``luodi init`` writes (genesis, policy): a demo may be seeded."""
+        size = self.ledger.size()
+        return size <= len(INIT_KINDS) and all(self.ledger.entry(s).kind in INIT_KINDS for s in range(size))
 
     # -- registration ------------------------------------------------------------
 

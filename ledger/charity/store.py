@@ -38,6 +38,7 @@ DERIVED: dict[str, tuple[str, ...]] = {
     "nonces": ("charity", "nonce"),
     "intake_keys": ("charity", "intake_key", "receipt"),
     "project_entries": ("project", "seq"),
+    "policy": ("signing_window_seconds", "seq"),
 }
 
 
@@ -64,6 +65,14 @@ class Project:
     @property
     def balance(self) -> int:
         return self.raised - self.spent - self.refunded
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The log's policy parameters, as its ``policy.recorded`` entry (at ``seq``) set them."""
+
+    signing_window_seconds: int
+    seq: int
 
 
 @dataclass(frozen=True)
@@ -131,6 +140,10 @@ class BooksView(ABC):
         """(salt, request fingerprint, personal data as JSON text) of a donation."""
 
     @abstractmethod
+    def policy(self) -> Policy | None:
+        """The policy the log recorded, or None before its ``policy.recorded`` entry."""
+
+    @abstractmethod
     def derived(self, table: str) -> list[tuple]:
         """Every row of a derived table (:data:`DERIVED`), sorted."""
 
@@ -176,6 +189,9 @@ class BooksView(ABC):
 
     @abstractmethod
     def add_project_entry(self, project: str, seq: int) -> None: ...
+
+    @abstractmethod
+    def set_policy(self, signing_window_seconds: int, seq: int) -> None: ...
 
     @abstractmethod
     def put_private(self, receipt: bytes, salt: bytes, fingerprint: bytes, personal: str | None) -> None: ...

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from ...charity.store import DERIVED, BooksStore, BooksView, Charity, Donation, Project
+from ...charity.store import DERIVED, BooksStore, BooksView, Charity, Donation, Policy, Project
 from ...log.store import LogTxn
 from .database import Database
 from .log import SQLiteAppend
@@ -28,6 +28,7 @@ _ORDER = {
     "nonces": "charity, nonce",
     "intake_keys": "charity, intake_key",
     "project_entries": "project, seq",
+    "policy": "seq",
 }
 _PROJECT = "SELECT project, charity, currency, seq, closed_seq IS NOT NULL, raised, spent, refunded, donations FROM projects"
 
@@ -110,6 +111,10 @@ class SQLiteBooks(BooksView):
         ).fetchone()
         return None if row is None else (row[0], row[1], row[2])
 
+    def policy(self):
+        row = self.conn.execute("SELECT signing_window_seconds, seq FROM policy").fetchone()
+        return None if row is None else Policy(*row)
+
     def derived(self, table):
         columns = ", ".join(DERIVED[table])
         rows = self.conn.execute(f"SELECT {columns} FROM {table} ORDER BY {_ORDER[table]}").fetchall()  # noqa: S608
@@ -181,6 +186,9 @@ class SQLiteBooks(BooksView):
 
     def add_project_entry(self, project, seq):
         self.conn.execute("INSERT INTO project_entries (project, seq) VALUES (?, ?)", (project, seq))
+
+    def set_policy(self, signing_window_seconds, seq):
+        self.conn.execute("INSERT INTO policy (id, signing_window_seconds, seq) VALUES (1, ?, ?)", (signing_window_seconds, seq))
 
     def put_private(self, receipt, salt, fingerprint, personal):
         self.conn.execute(
