@@ -341,3 +341,26 @@ def test_every_command_has_help_and_is_in_the_readme(runner):
 def test_version(runner):
     result = run(runner, "--version")
     assert re.search(r"\d+\.\d+\.\d+", result.output)
+
+
+# -- the log's policy -------------------------------------------------------------------------------
+
+
+def test_init_records_the_signing_window_it_is_given(tmp_path, runner):
+    inst = tmp_path / "inst"
+    out = run(runner, "init", "--instance", str(inst), "--signing-window", "90").output
+    assert re.search(r"^policy:\s+signing window 90 s \(seq 1\)$", out, re.M)
+    cl = open_instance(inst, with_key=False)
+    try:
+        assert cl.ledger.entry(1).body == {"signing_window_seconds": 90} and cl.window_seconds == 90
+    finally:
+        cl.stores.close()
+
+
+@pytest.mark.parametrize("window", ["0", "86401", "ten", "-5"])
+def test_a_signing_window_out_of_range_is_a_usage_error_and_writes_nothing(tmp_path, runner, window):
+    inst = tmp_path / "inst"
+    result = runner.invoke(main, ["init", "--instance", str(inst), "--signing-window", window])
+    assert result.exit_code == 2 and "--signing-window" in result.output
+    assert not inst.exists()
+
