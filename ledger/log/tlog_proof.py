@@ -29,7 +29,7 @@ from .merkle import HASH_SIZE, leaf_hash, verify_inclusion
 from .note import Verifier, b64decode_strict
 
 HEADER = "c2sp.org/tlog-proof@v1"
-MEDIA_TYPE = "text/plain; charset=utf-8"
+MEDIA_TYPE = "text/plain"  # Flask adds "; charset=utf-8"
 MAX_PROOF_BYTES = 2 << 20
 MAX_PROOF_HASHES = 64
 _INDEX = re.compile(r"0|[1-9][0-9]{0,19}")
@@ -53,46 +53,58 @@ def format_tlog_proof(index: int, proof: list[bytes], checkpoint: str, extra: by
     return "\n".join(lines) + "\n\n" + checkpoint
 
 
+def _bad(field: str, detail: str) -> MalformedNote:
+    return MalformedNote(detail, field=field)
+
+
+def _b64(text: str, field: str, what: str) -> bytes:
+    try:
+        return b64decode_strict(text, what)
+    except MalformedNote as exc:
+        raise _bad(field, exc.detail) from exc
+
+
 def parse_tlog_proof(text: str | bytes) -> TlogProof:
-    """Read a tlog-proof; :class:`MalformedNote` names the first line that is wrong.
+    """Read a tlog-proof; :class:`MalformedNote` says what is wrong, and its ``extra["field"]``
+    which part (``format``, ``extra``, ``index``, ``inclusion_proof``, ``checkpoint``).
 
     The checkpoint note is kept verbatim and not parsed here (see :func:`verify_tlog_proof`)."""
     if isinstance(text, bytes):
         if len(text) > MAX_PROOF_BYTES:
-            raise MalformedNote("tlog-proof is too large")
+            raise _bad("format", "tlog-proof is too large")
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise MalformedNote("tlog-proof is not valid UTF-8") from exc
+            raise _bad("format", "tlog-proof is not valid UTF-8") from exc
     if not isinstance(text, str):
-        raise MalformedNote("tlog-proof must be text")
+        raise _bad("format", "tlog-proof must be text")
     if len(text) > MAX_PROOF_BYTES:
-        raise MalformedNote("tlog-proof is too large")
+        raise _bad("format", "tlog-proof is too large")
     head, sep, checkpoint = text.partition("\n\n")
     if not sep:
-        raise MalformedNote("tlog-proof has no empty line before its checkpoint")
+        raise _bad("format", "tlog-proof has no empty line before its checkpoint")
     lines = head.split("\n")
     if lines[0] != HEADER:
-        raise MalformedNote(f"tlog-proof must start with the line {HEADER}")
+        raise _bad("format", f"tlog-proof must start with the line {HEADER}")
     rest = lines[1:]
     extra = None
     if rest and rest[0].startswith("extra "):
-        extra = b64decode_strict(rest.pop(0)[len("extra ") :], "tlog-proof extra data")
+        extra = _b64(rest.pop(0)[len("extra ") :], "extra", "tlog-proof extra data")
     if not rest or not rest[0].startswith("index "):
-        raise MalformedNote("tlog-proof needs an 'index N' line")
+        raise _bad("index", "tlog-proof needs an 'index N' line")
     index = rest.pop(0)[len("index ") :]
     if not _INDEX.fullmatch(index) or int(index) >= 1 << 64:
-        raise MalformedNote(f"tlog-proof index {index!r} is not a decimal without leading zeros")
+        raise _bad("index", f"tlog-proof index {index!r} is not a decimal without leading zeros")
     if len(rest) > MAX_PROOF_HASHES:
-        raise MalformedNote(f"tlog-proof has more than {MAX_PROOF_HASHES} proof lines")
+        raise _bad("inclusion_proof", f"tlog-proof has more than {MAX_PROOF_HASHES} proof lines")
     proof = []
     for i, line in enumerate(rest):
-        h = b64decode_strict(line, f"tlog-proof proof line {i}")
+        h = _b64(line, "inclusion_proof", f"tlog-proof proof line {i}")
         if len(h) != HASH_SIZE:
-            raise MalformedNote(f"tlog-proof proof line {i} is not a {HASH_SIZE}-byte hash")
+            raise _bad("inclusion_proof", f"tlog-proof proof line {i} is not a {HASH_SIZE}-byte hash")
         proof.append(h)
     if not checkpoint:
-        raise MalformedNote("tlog-proof has no checkpoint")
+        raise _bad("checkpoint", "tlog-proof has no checkpoint")
     return TlogProof(int(index), tuple(proof), checkpoint, extra)
 
 
