@@ -45,7 +45,7 @@ from ..log.tlog_proof import parse_tlog_proof
 from .books import check_signers, verify_signatures
 from .commitments import donor_commitment
 from .kinds import DISBURSEMENT, KEYS_ROTATED, registry
-from .money import parse_amount
+from .money import format_amount, parse_amount
 from .store import Charity
 
 _KINDS = registry()
@@ -193,9 +193,16 @@ def _keys_at(keys: list[tuple[int, Charity]], seq: int) -> Charity:
     return [c for since, c in keys if since < seq][-1]
 
 
+def _decimal(text, currency: str, part: str) -> int:
+    """A decimal amount as the server writes it (``format_amount``: one spelling; zero allowed)."""
+    with _part(part):
+        value = 0 if text == format_amount(0, currency) else parse_amount(text, currency, "the amount")
+    _need(text == format_amount(value, currency), part, f"{text!r} is not written as {format_amount(value, currency)!r}")
+    return value
+
+
 def _amount(doc: dict, name: str, currency: str) -> int:
-    with _part(name):
-        return parse_amount(doc.get(name), currency, name)
+    return _decimal(doc.get(name), currency, name)
 
 
 def check_receipt(
@@ -243,8 +250,7 @@ def check_receipt(
               f"pays from {payload['project']!r} in {payload['currency']}, not the gift's project and currency")
         _need(payload["charity"] == charity, part, f"is signed for charity {payload['charity']!r}, not {charity!r}")
         _signed(payload, d.body["signatures"], _keys_at(keys, d.seq), part)
-        with _part(f"{part}.amount"):
-            take = parse_amount(alloc.get("amount"), currency, "amount")
+        take = _decimal(alloc.get("amount"), currency, f"{part}.amount")
         _need(0 < take <= payload["amount"], f"{part}.amount", "is not within the disbursement's amount")
         checked.append(CheckedAllocation(d, take))
 
