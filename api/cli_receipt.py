@@ -60,13 +60,14 @@ def _read(source: str) -> bytes:
     return data
 
 
-def _check(data: bytes, verifier: Verifier, salt, donor_ref) -> tuple[str, CheckedReceipt]:
+def _check(data: bytes, verifier: Verifier, salt, donor_ref, remote: bool) -> tuple[str, CheckedReceipt]:
     if data.startswith(HEADER.encode() + b"\n"):
         return "tlog-proof", check_tlog_proof(data, verifier, salt=salt, donor_ref=donor_ref)
     try:
         doc = json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise _Refused("usage", f"neither JSON nor a tlog-proof (first line {HEADER})") from exc
+        what = "the server's answer is" if remote else "the file is"
+        raise _Refused("network" if remote else "usage", f"{what} neither JSON nor a tlog-proof (first line {HEADER})") from exc
     return "json", check_receipt(doc, verifier, salt=salt, donor_ref=donor_ref)
 
 
@@ -165,7 +166,8 @@ def verify_receipt(source, log_key, salt, donor_ref, as_json):
             verifier = Verifier.from_string(log_key)
         except LuodiError as exc:
             raise _Refused("usage", f"--log-key: {exc.detail}") from exc
-        form, checked = _check(_read(source), verifier, salt, donor_ref)
+        remote = source.startswith(("http://", "https://"))
+        form, checked = _check(_read(source), verifier, salt, donor_ref, remote)
         asked = _ASKED.search(source)
         if asked and asked.group(1) != checked.entry.receipt:
             raise ReceiptInvalid("leaf_hash", f"the server sent the receipt of {checked.entry.receipt}, not {asked.group(1)}")

@@ -112,7 +112,7 @@ def test_usage_errors_exit_2_saying_which(gift, tmp_path):
     cases = [
         ((tmp_path / "missing.json", "--log-key", gift.log_key), "usage error: cannot read"),
         ((tmp_path / "gift.json", "--log-key", "not-a-key"), "usage error: --log-key: "),
-        ((tmp_path / "not.json", "--log-key", gift.log_key), "usage error: neither JSON nor a tlog-proof"),
+        ((tmp_path / "not.json", "--log-key", gift.log_key), "usage error: the file is neither JSON nor a tlog-proof"),
         ((tmp_path / "gift.json", "--log-key", gift.log_key, "--salt", gift.salt), "usage error: --salt and --donor-ref go together"),
         ((tmp_path / "gift.json", "--log-key", gift.log_key, "--salt", "zz", "--donor-ref", "x"), "usage error: the salt must be hex"),
         ((f"http://127.0.0.1:{free_port()}/v1/receipts/{gift.receipt}", "--log-key", gift.log_key), "network error: cannot reach"),
@@ -141,3 +141,38 @@ def test_a_receipt_url_from_a_real_server(gift):
         other = Signer.generate(gift.log_signer.name).verifier.to_string()
         done = luodi("verify-receipt", url, "--log-key", other, env=clean_env())
         assert done.returncode == 1 and done.stderr.startswith("receipt invalid: log_key: ")
+
+
+def test_a_server_that_answers_with_another_gifts_receipt_or_not_json(gift):
+    """A real (hostile) HTTP server: the receipt of another gift than the one asked for fails
+    naming leaf_hash; an answer that is neither JSON nor a tlog-proof is exit 2."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    answers = {"/v1/receipts/" + "ab" * 32: json.dumps(gift.doc).encode(), "/html": b"<html>hi</html>"}
+
+    class Hostile(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            body = answers[self.path]
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        done = verify(f"{base}/v1/receipts/{'ab' * 32}", "--log-key", gift.log_key)
+        assert done.exit_code == 1 and done.output.startswith(
+            f"receipt invalid: leaf_hash: the server sent the receipt of {gift.receipt}, not {'ab' * 32}"
+        ), done.output
+        done = verify(f"{base}/html", "--log-key", gift.log_key)
+        assert done.exit_code == 2 and done.output.startswith("network error: the server's answer is neither JSON nor a tlog-proof"), done.output
+    finally:
+        server.shutdown()
+        server.server_close()
