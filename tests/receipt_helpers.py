@@ -13,13 +13,12 @@ that only the forged part can fail.
 
 from __future__ import annotations
 
-import base64
 import copy
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from api_helpers import PROJECT, ApiEnv, signed
+from api_helpers import ApiEnv, signed
 from factories import CHARITY, charity_signers, vkeys
 
 from ledger.charity import payload as P
@@ -30,7 +29,6 @@ from ledger.log.merkle import leaf_hash, node_hash
 from ledger.log.note import Signer
 
 GIFT = "60.00"
-SALT_KEY = "salt"
 DONOR_REF = "donor-receipt-check"
 
 
@@ -49,7 +47,7 @@ class SpentGift:
 def spent_gift(env: ApiEnv) -> SpentGift:
     resp = env.donate("receipt-check-0001", amount=GIFT, donor_ref=DONOR_REF, payment_ref="PAY-RC-1")
     assert resp.status_code == 201, resp.get_json()
-    receipt, salt = resp.get_json()["entry"]["leaf_hash"], resp.get_json()[SALT_KEY]
+    receipt, salt = resp.get_json()["entry"]["leaf_hash"], resp.get_json()["salt"]
     # 175.00 of seed gifts first (FIFO), then 15.00 of this one, signed by the first keys
     first = env.disbursement((("winter coats", "190.00"),), evidence=[(hashlib.sha256(b"inv-1").hexdigest(), "invoice 1")])
     assert env.disburse(first).status_code == 201
@@ -105,9 +103,3 @@ def forge(gift: SpentGift, change) -> dict:
     doc["checkpoint"] = Checkpoint(origin, len(leaves), _root(leaves)).sign(gift.log_signer)
     return doc
 
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-__all__ = ["PROJECT", "SpentGift", "spent_gift", "forge", "b64", "DONOR_REF", "GIFT"]

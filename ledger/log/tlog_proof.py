@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from ..errors import MalformedNote
 from .checkpoint import Checkpoint, open_checkpoint
-from .merkle import HASH_SIZE, leaf_hash, verify_inclusion
+from .merkle import HASH_SIZE, verify_inclusion
 from .note import Verifier, b64decode_strict
 
 HEADER = "c2sp.org/tlog-proof@v1"
@@ -118,9 +118,3 @@ def verify_tlog_proof(proof: TlogProof, leaf: bytes, verifier: Verifier) -> Chec
     verify_inclusion(leaf, proof.index, cp.size, list(proof.proof), cp.root)
     return cp
 
-
-def extra_leaf_hash(proof: TlogProof) -> bytes:
-    """The RFC 9162 leaf hash of the extra data, for logs whose extra data is the leaf's bytes."""
-    if proof.extra is None:
-        raise MalformedNote("tlog-proof has no extra data")
-    return leaf_hash(proof.extra)
