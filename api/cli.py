@@ -356,3 +356,8 @@ def _summary(cl: CharityLedger) -> None:
     console.print(table)
     click.echo("latest checkpoint:")
     click.echo(ledger.checkpoint(), nl=False)
+
+
+from .cli_receipt import verify_receipt  # noqa: E402  (a command in a module of its own)
+
+main.add_command(verify_receipt)

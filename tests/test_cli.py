@@ -102,7 +102,7 @@ def test_db_upgrade(tmp_path, runner):
     result = run(runner, "db", "upgrade", "--instance", str(bare))
     assert result.output.strip() == (
         "applied: 0001_initial, 0002_books, 0003_tokens_and_project_entries, 0004_books_without_rowid, "
-        "0005_intake_keys_per_charity, 0006_policy"
+        "0005_intake_keys_per_charity, 0006_policy, 0007_charity_entries"
     )
     assert entry_count(bare) == 0
     assert not (bare / KEY_NAME).exists()
@@ -326,8 +326,9 @@ def test_every_command_has_help_and_is_in_the_readme(runner):
             assert any(" ".join(p).startswith(" ".join(path) + " ") for p, _ in commands)
             continue
         assert f"`{' '.join(path)}" in readme, f"{' '.join(path)} is not in README.md"
-        # The charity's own tools (keygen, disburse) run on the charity's machine, with no instance.
-        if path[-1] not in ("keygen", "disburse"):
+        # The charity's own tools (keygen, disburse) run on the charity's machine, and a donor's
+        # receipt check (verify-receipt) on the donor's, with no instance.
+        if path[-1] not in ("keygen", "disburse", "verify-receipt"):
             assert "--instance" in [opt for p in cmd.params for opt in p.opts], f"{' '.join(path)} lacks --instance"
         for param in cmd.params:
             if isinstance(param, click.Option) and param.name != "instance":

@@ -53,8 +53,8 @@ def test_the_old_instance_migrates_opens_verifies_and_audits(old):
         open_instance(old)
     keys = _intake_keys(old / "luodi.sqlite")
     assert len(keys) == 260 and all(len(row) == 2 for row in keys)  # one key space for the instance
-    # Its schema predates the intake keys scoped per charity: only that migration runs.
-    assert upgrade_database(old) == ["0005_intake_keys_per_charity", "0006_policy"]
+    # Its schema predates the intake keys scoped per charity, the policy and the charity entries' index.
+    assert upgrade_database(old) == ["0005_intake_keys_per_charity", "0006_policy", "0007_charity_entries"]
     assert upgrade_database(old) == []
     migrated = _intake_keys(old / "luodi.sqlite")
     assert sorted((key, receipt) for _, key, receipt in migrated) == sorted(keys)  # every key kept

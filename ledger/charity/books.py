@@ -191,6 +191,7 @@ class Books(OpenHook):
             raise Conflict(f"charity {body['charity']!r} is already registered")
         self._claim_keys(body["charity"], body["keys"])
         self.view.add_charity(body["charity"], body["name"], body["keys"], body["threshold"], entry.seq)
+        self.view.add_charity_entry(body["charity"], entry.seq)
 
     def _charity_keys_rotated(self, entry: Entry, body: dict) -> None:
         payload = body["payload"]
@@ -199,6 +200,7 @@ class Books(OpenHook):
         self._check_signed(entry, payload, body["signatures"], charity)
         self._claim_keys(charity.charity, payload["keys"])
         self.view.set_keys(charity.charity, payload["keys"], payload["threshold"])
+        self.view.add_charity_entry(charity.charity, entry.seq)
 
     def _project_opened(self, entry: Entry, body: dict) -> None:
         if self.view.project(body["project"]) is not None:

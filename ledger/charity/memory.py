@@ -27,6 +27,7 @@ class MemoryBooks(BooksView):
         self._nonces: set[tuple[str, str]] = set()
         self._intake: dict[tuple[str, str], bytes] = {}  # (charity, intake key) -> receipt
         self._project_entries: dict[str, list[int]] = {}  # project -> seqs, ascending
+        self._charity_entries: dict[str, list[int]] = {}  # charity -> seqs, ascending
         self._private: dict[bytes, tuple[bytes, bytes, str | None]] = {}
         self._policy: Policy | None = None
 
@@ -70,6 +71,9 @@ class MemoryBooks(BooksView):
         i = bisect.bisect_left(seqs, start)
         return seqs[i : i + limit]
 
+    def charity_seqs(self, charity):
+        return list(self._charity_entries.get(charity, ()))
+
     def intake(self, charity, intake_key):
         return self._intake.get((charity, intake_key))
 
@@ -108,6 +112,7 @@ class MemoryBooks(BooksView):
             "intake_keys": lambda: [(c, k, r) for (c, k), r in self._intake.items()],
             "project_entries": lambda: [(p, s) for p, seqs in self._project_entries.items() for s in seqs],
             "policy": lambda: [] if self._policy is None else [(self._policy.signing_window_seconds, self._policy.seq)],
+            "charity_entries": lambda: [(c, s) for c, seqs in self._charity_entries.items() for s in seqs],
         }[table]()
         return sorted(rows)
 
@@ -164,6 +169,9 @@ class MemoryBooks(BooksView):
 
     def set_policy(self, signing_window_seconds, seq):
         self._policy = Policy(signing_window_seconds, seq)
+
+    def add_charity_entry(self, charity, seq):
+        self._charity_entries.setdefault(charity, []).append(seq)
 
     def put_private(self, receipt, salt, fingerprint, personal):
         self._private[receipt] = (salt, fingerprint, personal)

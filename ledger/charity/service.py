@@ -26,6 +26,7 @@ from ..log.note import Signer
 from ..log.writer import Writer
 from .allocation import DonationTrace
 from .books import DEFAULT_WINDOW_SECONDS, BooksHook
+from .commitments import donor_commitment, payment_ref_hash  # noqa: F401  (importable from here, as before)
 from .kinds import DISBURSEMENT, KEYS_ROTATED, POLICY, disbursement_payload, postings_for, registry, rotation_payload
 from .kinds import signatures as signature_list
 from .money import parse_amount
@@ -34,16 +35,6 @@ from .store import BooksView, Donation, Policy, Project, Stores
 
 SALT_BYTES = 32
 INIT_KINDS = ("genesis", POLICY)  # what `luodi init` writes into a new log
-
-
-def donor_commitment(salt: bytes, donor_ref: str) -> str:
-    """SHA-256(salt || donor reference), hex: lets a donor prove a gift is theirs."""
-    return hashlib.sha256(salt + donor_ref.encode("utf-8")).hexdigest()
-
-
-def payment_ref_hash(payment_ref: str) -> str:
-    """SHA-256 of the payment reference, hex: a bank statement can be matched to it."""
-    return hashlib.sha256(payment_ref.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -285,7 +276,12 @@ class CharityLedger:
 
     def receipt(self, receipt: str) -> Receipt:
         """Everything a donor needs to check a gift offline, in one snapshot (:mod:`.receipts`)."""
-        return receipt_of(self.ledger, receipt, self.trace)
+        return receipt_of(self.ledger, receipt, self.trace, self._receipt_context)
+
+    def _receipt_context(self, project: str) -> tuple[int, list[int]]:
+        """The seq of a project's opening, and those of its charity's registration and key rotations."""
+        found = self.project(project)
+        return found.seq, self.books.charity_seqs(found.charity)
 
     def _donation(self, receipt: str) -> Donation:
         found = self.books.donation(receipt_bytes(receipt))

@@ -17,8 +17,11 @@ from .database import Database
 from .log import SQLiteAppend
 
 BOOKS_TABLES = ("books_state", *DERIVED, "donor_private")
-# Looked up by their primary key, stored WITHOUT ROWID (migrations 0004 and 0005).
-KEYED_TABLES = ("charity_keys", "donations", "allocations", "nonces", "intake_keys", "donor_private", "project_entries")
+# Looked up by their primary key, stored WITHOUT ROWID (migrations 0004, 0005 and 0007).
+KEYED_TABLES = (
+    "charity_keys", "donations", "allocations", "nonces", "intake_keys", "donor_private", "project_entries",
+    "charity_entries",
+)
 _ORDER = {
     "charities": "charity",
     "charity_keys": "public_key",
@@ -29,6 +32,7 @@ _ORDER = {
     "intake_keys": "charity, intake_key",
     "project_entries": "project, seq",
     "policy": "seq",
+    "charity_entries": "charity, seq",
 }
 _PROJECT = "SELECT project, charity, currency, seq, closed_seq IS NOT NULL, raised, spent, refunded, donations FROM projects"
 
@@ -88,6 +92,10 @@ class SQLiteBooks(BooksView):
         rows = self.conn.execute(
             "SELECT seq FROM project_entries WHERE project = ? AND seq >= ? ORDER BY seq LIMIT ?", (project, start, limit)
         )
+        return [r[0] for r in rows]
+
+    def charity_seqs(self, charity):
+        rows = self.conn.execute("SELECT seq FROM charity_entries WHERE charity = ? ORDER BY seq", (charity,))
         return [r[0] for r in rows]
 
     def intake(self, charity, intake_key):
@@ -189,6 +197,9 @@ class SQLiteBooks(BooksView):
 
     def set_policy(self, signing_window_seconds, seq):
         self.conn.execute("INSERT INTO policy (id, signing_window_seconds, seq) VALUES (1, ?, ?)", (signing_window_seconds, seq))
+
+    def add_charity_entry(self, charity, seq):
+        self.conn.execute("INSERT INTO charity_entries (charity, seq) VALUES (?, ?)", (charity, seq))
 
     def put_private(self, receipt, salt, fingerprint, personal):
         self.conn.execute(
