@@ -19,7 +19,6 @@ def create_app(test_config: dict | None = None):
     app = problems.LuodiFlask(__name__, instance_path=str(instance), instance_relative_config=True)
     app.config.from_mapping(
         INSTANCE=str(instance),
-        SIGNATURE_WINDOW_SECONDS=600,
         WRITE_LOCK_TIMEOUT=DEFAULT_LOCK_TIMEOUT,  # seconds a write waits for the write lock, then 503
         READ_ONLY=False,  # serve reads only; every write answers 503
         MAX_CONTENT_LENGTH=64 * 1024,

@@ -14,6 +14,8 @@ import click
 
 from ledger.charity import payload as P
 from ledger.charity.audit import audit_books
+from ledger.charity.books import DEFAULT_WINDOW_SECONDS
+from ledger.charity.kinds import MAX_WINDOW_SECONDS
 from ledger.charity.demo import seed_demo
 from ledger.charity.money import format_amount
 from ledger.charity.service import CharityLedger
@@ -54,12 +56,23 @@ def main():
     """Luodi (落地): a donation-transparency ledger with proofs anyone can check."""
 
 
+window_option = click.option(
+    "--signing-window",
+    default=DEFAULT_WINDOW_SECONDS,
+    show_default=True,
+    type=click.IntRange(1, MAX_WINDOW_SECONDS),
+    help="Seconds a signed disbursement's signed_at may be from the time it is logged (recorded in the log).",
+)
+
+
 @main.command()
 @instance_option
 @click.option("--origin", help=f"The log's origin and key name (default {inst.DEFAULT_ORIGIN}).")
-def init(instance, origin):
-    """Create the instance folder, the log key (mode 0600) and the database."""
-    result = inst.init_instance(instance, origin)
+@window_option
+def init(instance, origin, signing_window):
+    """Create the instance folder, the log key (mode 0600) and the database; a new
+    log starts with its genesis entry and its policy entry."""
+    result = inst.init_instance(instance, origin, signing_window)
     ledger = result.charity.ledger
     click.echo(f"instance: {instance}")
     if result.tightened is not None:
@@ -68,6 +81,25 @@ def init(instance, origin):
     click.echo(f"verifier: {ledger.verifier.to_string()}")
     click.echo(f"migrations applied: {', '.join(result.migrations) or 'none (up to date)'}")
     click.echo(f"entries:  {ledger.size()}")
+    policy = result.charity.policy()
+    click.echo(
+        f"policy:   signing window {policy.signing_window_seconds} s (seq {policy.seq})" if policy else
+        f"policy:   none recorded: the default {DEFAULT_WINDOW_SECONDS} s governs ('luodi policy record' records one)"
+    )
+
+
+@main.group()
+def policy():
+    """The log's policy parameters, recorded in the log so that auditors replay the rules with them."""
+
+
+@policy.command("record")
+@instance_option
+@window_option
+def policy_record(instance, signing_window):
+    """Record the policy in a log that has none (once; 'luodi init' does it in a new log)."""
+    entry = inst.open_instance(instance).record_policy(signing_window)
+    click.echo(f"policy recorded at seq {entry.seq}, receipt {entry.receipt}: signing window {signing_window} s")
 
 
 @main.group()
@@ -91,7 +123,7 @@ def upgrade(instance):
 def demo(instance, donations):
     """Initialise the instance if needed, seed a demo into an empty log, print a summary."""
     cl = inst.init_instance(instance).charity
-    if cl.ledger.size() == 1:
+    if cl.is_fresh():
         seed_demo(cl, donations, keys_dir=Path(instance) / "demo-keys")
     _summary(cl)
 
@@ -151,7 +183,7 @@ def serve(instance, host, port, workers, threads, demo, lock_timeout, read_only)
         raise click.ClickException("--demo writes a demo: it cannot be served --read-only")
     if demo:
         cl = inst.init_instance(instance).charity
-        if cl.ledger.size() == 1:
+        if cl.is_fresh():
             seed_demo(cl, keys_dir=Path(instance) / "demo-keys")
             admin = create_token(cl.stores.tokens, "admin")
             intake = create_token(cl.stores.tokens, "intake")
@@ -288,7 +320,7 @@ def _summary(cl: CharityLedger) -> None:
 
     ledger = cl.ledger
     report = verify_log(ledger.store, ledger.registry)
-    audit_books(cl.stores, cl.window_seconds)  # raises at the first disagreement
+    audit_books(cl.stores)  # raises at the first disagreement
     table = Table(title="Luodi ledger", show_header=False)
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")
@@ -315,3 +347,7 @@ def _summary(cl: CharityLedger) -> None:
 from .cli_audit import audit  # noqa: E402  (the command lives in its own module)
 
 main.add_command(audit)
+
+from .cli_receipt import verify_receipt  # noqa: E402  (a command in a module of its own)
+
+main.add_command(verify_receipt)

@@ -87,10 +87,15 @@ def load_key(path: Path) -> Signer:
     return read_key_file(path, "log key", ": run 'luodi init' first")
 
 
-def init_instance(instance: str | Path, origin: str | None = None) -> InitResult:
-    """Create (or bring up to date) an instance: folder, key, migrations, genesis.
+def init_instance(
+    instance: str | Path, origin: str | None = None, signing_window: int = DEFAULT_WINDOW_SECONDS
+) -> InitResult:
+    """Create (or bring up to date) an instance: folder, key, migrations, genesis,
+    and the log's policy entry (``signing_window``, in seconds) in a new log.
 
     Safe to run again: an existing key is kept, and ``origin`` must then match it.
+    A log that already holds more than its genesis entry keeps its policy as it
+    is (``luodi policy record`` records one in a log that has none).
     """
     root, db_path, key_path = _paths(instance)
     if origin is not None:
@@ -114,6 +119,8 @@ def init_instance(instance: str | Path, origin: str | None = None) -> InitResult
     stores = open_sqlite(db_path, upgrade=True)
     try:
         charity = open_charity_ledger(stores, signer, create=True)
+        if charity.ledger.size() == 1:  # a new log (or one whose init stopped after its genesis)
+            charity.record_policy(signing_window)
     except BaseException:
         stores.close()
         raise
@@ -137,7 +144,6 @@ def open_instance(
     instance: str | Path,
     *,
     with_key: bool = True,
-    window_seconds: int = DEFAULT_WINDOW_SECONDS,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     read_only: bool = False,
 ) -> CharityLedger:
@@ -148,7 +154,7 @@ def open_instance(
     stores = open_stores(instance, lock_timeout=lock_timeout, read_only=read_only)
     try:
         signer = load_key(_paths(instance)[2]) if with_key else None
-        return open_charity_ledger(stores, signer, window_seconds=window_seconds)
+        return open_charity_ledger(stores, signer)
     except BaseException:
         stores.close()
         raise

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from flask import Response, current_app, json, stream_with_context
 
+from ledger.charity.receipts import tlog_proof
+from ledger.log.tlog_proof import MEDIA_TYPE
+
 from . import schemas as s
 from .bodies import Blueprint
 from .contract import SEQ
@@ -79,6 +82,15 @@ def get_receipt(leaf_hash):
     """Everything a donor needs to verify a gift offline: the entry, its proof, the
     checkpoint and log key, and each disbursement that spent it with its own proof."""
     return receipt(charity_ledger().receipt(leaf_hash))
+
+
+@blp.get("/receipts/<hash:leaf_hash>.tlog-proof")
+@blp.response(200, content_type="text/plain")
+def get_receipt_tlog_proof(leaf_hash):
+    """The gift's inclusion as a C2SP tlog-proof (c2sp.org/tlog-proof): extra data is the
+    donation's canonical entry bytes, index its seq, then the proof and the signed checkpoint.
+    It proves inclusion only; the disbursements that spent the gift need the JSON receipt."""
+    return Response(tlog_proof(charity_ledger().receipt(leaf_hash)), mimetype=MEDIA_TYPE)
 
 
 @blp.get("/projects")

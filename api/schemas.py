@@ -118,6 +118,23 @@ class Allocation(Schema):
     inclusion_proof = fields.List(fields.String(), required=True)
 
 
+class ProvenEntry(EntryItem):
+    leaf_index = fields.Integer(required=True, metadata={"description": "the entry's seq"})
+    inclusion_proof = fields.List(
+        fields.String(), required=True, metadata={"description": "RFC 9162 inclusion proof at the receipt's tree_size, hex"}
+    )
+
+
+class CharityKeys(Schema):
+    registration = fields.Nested(
+        ProvenEntry, required=True, metadata={"description": "the charity.registered entry: its first keys and threshold"}
+    )
+    key_rotations = fields.List(
+        fields.Nested(ProvenEntry), required=True,
+        metadata={"description": "every charity.keys_rotated entry of the charity below tree_size, in seq order"},
+    )
+
+
 class Receipt(Schema):
     entry = fields.Nested(EntryItem, required=True)
     leaf_index = fields.Integer(required=True)
@@ -131,9 +148,21 @@ class Receipt(Schema):
     refunded = fields.String(required=True)
     unspent = fields.String(required=True)
     allocation = fields.List(fields.Nested(Allocation), required=True)
+    project_opening = fields.Nested(
+        ProvenEntry, required=True,
+        metadata={"description": "the project.opened entry of the gift's project: it names the project's charity"},
+    )
+    charity = fields.Nested(
+        CharityKeys, required=True,
+        metadata={"description": "the entries that record which keys may sign for the project's charity"},
+    )
 
 
 class DonationReceipt(Receipt):
+    # A new gift's receipt, built at the checkpoint signed with it: nothing has spent it yet,
+    # so it carries no charity keys (GET /v1/receipts/<leaf_hash> always does).
+    project_opening = fields.Nested(ProvenEntry, metadata={"description": "absent: see GET /v1/receipts/<leaf_hash>"})
+    charity = fields.Nested(CharityKeys, metadata={"description": "absent: see GET /v1/receipts/<leaf_hash>"})
     salt = fields.String(
         required=True,
         allow_none=True,

@@ -43,7 +43,6 @@ def charity_ledger() -> CharityLedger:
             books = open_instance(
                 config["INSTANCE"],
                 with_key=not read_only,
-                window_seconds=int(config["SIGNATURE_WINDOW_SECONDS"]),
                 lock_timeout=float(config["WRITE_LOCK_TIMEOUT"]),
                 read_only=read_only,
             )

@@ -7,7 +7,7 @@ import hashlib
 from flask import Response, request
 
 from ledger.charity.money import format_amount
-from ledger.charity.receipts import Receipt
+from ledger.charity.receipts import Proven, Receipt
 from ledger.charity.store import Project
 from ledger.log.entry import Entry
 
@@ -29,9 +29,21 @@ def immutable(resp: Response) -> Response:
     return resp.make_conditional(request)
 
 
+def proven(p: Proven) -> dict:
+    """An entry with its leaf index and inclusion proof at the receipt's tree size."""
+    return {**item(p.entry), "leaf_index": p.entry.seq, "inclusion_proof": hexes(p.proof)}
+
+
 def receipt(r: Receipt) -> dict:
     """All a donor needs to check a gift offline (:class:`ledger.charity.receipts.Receipt`), as JSON."""
     trace, cur = r.trace, r.trace.currency
+    context = {}
+    if r.project_opening is not None:  # a receipt read from the log (not one built in a writer)
+        registration, *rotations = r.charity_entries
+        context = {
+            "project_opening": proven(r.project_opening),
+            "charity": {"registration": proven(registration), "key_rotations": [proven(p) for p in rotations]},
+        }
     return {
         "entry": item(r.entry),
         "leaf_index": r.entry.seq,
@@ -53,6 +65,7 @@ def receipt(r: Receipt) -> dict:
             }
             for s in r.spending
         ],
+        **context,
     }
 
 

@@ -267,13 +267,13 @@ def _signed_minutes_ago(env, minutes: int):
 def test_instance_config_py_then_env_then_test_config(make_api, monkeypatch):
     _clear_luodi_env(monkeypatch)
     path, known = make_api.instance()
-    (path / "config.py").write_text('PAGE_LIMIT = 3\nSIGNATURE_WINDOW_SECONDS = 240\nRATELIMIT_WRITES = "7 per minute"\n')
+    (path / "config.py").write_text('PAGE_LIMIT = 3\nCLIENT_TIMEOUT_SECONDS = 240\nRATELIMIT_WRITES = "7 per minute"\n')
     monkeypatch.setenv("LUODI_INSTANCE", str(path))
 
     # 1. defaults, then <instance>/config.py
     app = make_api.app(None)
     assert app.config["INSTANCE"] == str(path.resolve())
-    assert (app.config["PAGE_LIMIT"], app.config["SIGNATURE_WINDOW_SECONDS"], app.config["RATELIMIT_WRITES"]) == (
+    assert (app.config["PAGE_LIMIT"], app.config["CLIENT_TIMEOUT_SECONDS"], app.config["RATELIMIT_WRITES"]) == (
         3, 240, "7 per minute",
     )
     assert app.config["MAX_CONTENT_LENGTH"] == MAX_BODY and not app.testing
@@ -282,16 +282,16 @@ def test_instance_config_py_then_env_then_test_config(make_api, monkeypatch):
 
     # 2. LUODI_* environment variables override config.py
     monkeypatch.setenv("LUODI_PAGE_LIMIT", "4")
-    monkeypatch.setenv("LUODI_SIGNATURE_WINDOW_SECONDS", "60")
+    monkeypatch.setenv("LUODI_CLIENT_TIMEOUT_SECONDS", "60")
     app = make_api.app(None)
-    assert (app.config["PAGE_LIMIT"], app.config["SIGNATURE_WINDOW_SECONDS"], app.config["RATELIMIT_WRITES"]) == (
+    assert (app.config["PAGE_LIMIT"], app.config["CLIENT_TIMEOUT_SECONDS"], app.config["RATELIMIT_WRITES"]) == (
         4, 60, "7 per minute",
     )
     assert len(app.test_client().get("/v1/entries?limit=100").get_json()["entries"]) == 4
 
     # 3. test_config overrides both
-    app = make_api.app({"PAGE_LIMIT": 5, "SIGNATURE_WINDOW_SECONDS": 900}, path=path)
-    assert (app.config["PAGE_LIMIT"], app.config["SIGNATURE_WINDOW_SECONDS"]) == (5, 900)
+    app = make_api.app({"PAGE_LIMIT": 5, "CLIENT_TIMEOUT_SECONDS": 900}, path=path)
+    assert (app.config["PAGE_LIMIT"], app.config["CLIENT_TIMEOUT_SECONDS"]) == (5, 900)
     assert app.config["INSTANCE"] == str(path.resolve()) and app.testing
     assert len(app.test_client().get("/v1/entries?limit=100").get_json()["entries"]) == 5
     monkeypatch.setenv("LUODI_MAX_CONTENT_LENGTH", "1024")
@@ -300,18 +300,20 @@ def test_instance_config_py_then_env_then_test_config(make_api, monkeypatch):
     assert app.config["PAGE_LIMIT"] == 4
 
 
-def test_signature_window_from_the_environment_reaches_the_ledger(make_api, monkeypatch):
+def test_the_signing_window_is_the_logs_not_the_configs(make_api, monkeypatch):
+    """The window comes from the log's policy entry (600 s, as init recorded it), so
+    that an auditor replays it: a window set in the configuration changes nothing."""
     _clear_luodi_env(monkeypatch)
     env = make_api()
+    assert env.reader.entry(1).body == {"signing_window_seconds": 600}
     monkeypatch.setenv("LUODI_INSTANCE", str(env.path))
     monkeypatch.setenv("LUODI_SIGNATURE_WINDOW_SECONDS", "60")
-    narrow = make_api.app(None).test_client()
+    client = make_api.app(None).test_client()
     url = f"/v1/projects/{PROJECT}/disbursements"
+    assert client.post(url, json=_signed_minutes_ago(env, 5)).status_code == 201
     with env.unchanged():
-        problem = assert_problem(narrow.post(url, json=_signed_minutes_ago(env, 5)), 400, "bad-signature")
-    assert "60s" in problem["detail"]
-    # The default window (600 s) takes the same kind of payload.
-    assert env.client.post(url, json=_signed_minutes_ago(env, 5)).status_code == 201
+        problem = assert_problem(client.post(url, json=_signed_minutes_ago(env, 11)), 400, "bad-signature")
+    assert "600s" in problem["detail"]
 
 
 def test_body_limit_from_config(make_api):

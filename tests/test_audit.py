@@ -10,6 +10,7 @@ chain, the tree and the checkpoints around such an entry are all intact.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 from contextlib import closing, contextmanager
@@ -32,6 +33,7 @@ from ledger.charity.audit import audit_books
 from ledger.charity.books import Books, BooksHook
 from ledger.charity.kinds import postings_for
 from ledger.errors import LogCorrupted
+from ledger.log.clock import format_time
 from ledger.log.note import Signer
 from ledger.log.verify import verify_log
 
@@ -377,3 +379,32 @@ def test_a_lowered_threshold_lets_the_server_accept_what_the_audit_then_refuses(
     entry = mixed.cl.disburse(body, mixed.hope.sign(body)[:1])  # one signature where two are needed
     assert mixed.cl.trace(mixed.w[3].receipt).spent[-1] == (entry.receipt, 100)
     _corrupted(mixed.stores, entry.seq, "needs 2")
+
+
+# -- the signing window the log records ---------------------------------------------------------
+
+
+def _signed_ago(mixed, seconds: int) -> dict:
+    when = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds)
+    return P.disbursement(
+        charity="hope", project="winter", currency="CNY", payee="Acme", purpose="coats",
+        period=("2026-11-01", "2026-11-30"), lines=[("x", "1.00")], signed_at=format_time(when),
+    )  # fmt: skip
+
+
+def test_the_replay_applies_the_window_the_log_records(mixed, monkeypatch):
+    """With the log's policy at 60 s, a disbursement signed 5 minutes before its entry (inside
+    the default 600 s) is caught: the audit judges by the logged window, not a default."""
+    mixed.cl.record_policy(60)
+    body = _signed_ago(mixed, 300)
+    _forged(mixed, monkeypatch, "disbursement", _disbursement(body, mixed.hope.sign(body)), "more than 60s")
+
+
+def test_a_wide_logged_window_is_replayed_too(mixed):
+    """An honest log whose policy allows an hour audits clean with a gift signed 30 minutes
+    earlier, which the default window would refuse: nothing but the log tells the auditor."""
+    mixed.cl.record_policy(3600)
+    body = _signed_ago(mixed, 1800)
+    mixed.cl.disburse(body, mixed.hope.sign(body))
+    report = audit_books(mixed.stores)
+    assert report.disbursements == len(mixed.x) + 1

@@ -76,7 +76,8 @@ def test_init_creates_and_is_safe_to_rerun(tmp_path, runner):
     first = run(runner, "init", "--instance", str(inst), "--origin", "gifts.example/log")
     assert "log key:  created" in first.output
     assert "migrations applied: 0001_initial" in first.output
-    assert re.search(r"^entries:\s+1$", first.output, re.M)
+    assert re.search(r"^entries:\s+2$", first.output, re.M)
+    assert re.search(r"^policy:\s+signing window 600 s \(seq 1\)$", first.output, re.M)
     v = verifier_of(first.output)
     assert v.name == "gifts.example/log"
     assert os.stat(inst / KEY_NAME).st_mode & 0o777 == 0o600
@@ -87,7 +88,7 @@ def test_init_creates_and_is_safe_to_rerun(tmp_path, runner):
     assert "none (up to date)" in second.output
     assert verifier_of(second.output) == v
     assert (inst / KEY_NAME).read_bytes() == key
-    assert entry_count(inst) == 1
+    assert entry_count(inst) == 2
 
 
 def test_db_upgrade(tmp_path, runner):
@@ -101,7 +102,7 @@ def test_db_upgrade(tmp_path, runner):
     result = run(runner, "db", "upgrade", "--instance", str(bare))
     assert result.output.strip() == (
         "applied: 0001_initial, 0002_books, 0003_tokens_and_project_entries, 0004_books_without_rowid, "
-        "0005_intake_keys_per_charity"
+        "0005_intake_keys_per_charity, 0006_policy, 0007_charity_entries"
     )
     assert entry_count(bare) == 0
     assert not (bare / KEY_NAME).exists()
@@ -134,7 +135,7 @@ def test_demo_does_not_seed_a_log_that_has_entries(tmp_path, runner):
     charity.ledger.append("note", {"text": "already in use"})
     charity.stores.close()
     run(runner, "demo", "--instance", str(inst), "--donations", "50")
-    assert entry_count(inst) == 2
+    assert entry_count(inst) == 3
 
 
 def test_status(demo_instance, runner):
@@ -174,7 +175,7 @@ def test_instance_option_env_var_and_default(tmp_path, runner, monkeypatch):
     run(runner, "init", env={"LUODI_INSTANCE": str(by_env)})
     assert (by_env / KEY_NAME).exists()
     out = run(runner, "verify", env={"LUODI_INSTANCE": str(by_env)}).output
-    assert out.startswith("ok: 1 entries")
+    assert out.startswith("ok: 2 entries")
     # The option wins over the environment.
     by_opt = tmp_path / "by-opt"
     run(runner, "init", "--instance", str(by_opt), env={"LUODI_INSTANCE": str(by_env)})
@@ -182,7 +183,7 @@ def test_instance_option_env_var_and_default(tmp_path, runner, monkeypatch):
     assert open_checkpoint(
         run(runner, "checkpoint", env={"LUODI_INSTANCE": str(by_opt)}).output,
         Signer.from_string((by_opt / KEY_NAME).read_text()).verifier,
-    ).size == 1
+    ).size == 2
     # Without either, ./instance.
     cwd = tmp_path / "cwd"
     cwd.mkdir()
@@ -325,8 +326,9 @@ def test_every_command_has_help_and_is_in_the_readme(runner):
             assert any(" ".join(p).startswith(" ".join(path) + " ") for p, _ in commands)
             continue
         assert f"`{' '.join(path)}" in readme, f"{' '.join(path)} is not in README.md"
-        # The charity's own tools (keygen, disburse) run on the charity's machine, with no instance.
-        if path[-1] not in ("keygen", "disburse"):
+        # The charity's own tools (keygen, disburse) run on the charity's machine, and a donor's
+        # receipt check (verify-receipt) on the donor's, with no instance.
+        if path[-1] not in ("keygen", "disburse", "verify-receipt"):
             assert "--instance" in [opt for p in cmd.params for opt in p.opts], f"{' '.join(path)} lacks --instance"
         for param in cmd.params:
             if isinstance(param, click.Option) and param.name != "instance":
@@ -340,3 +342,26 @@ def test_every_command_has_help_and_is_in_the_readme(runner):
 def test_version(runner):
     result = run(runner, "--version")
     assert re.search(r"\d+\.\d+\.\d+", result.output)
+
+
+# -- the log's policy -------------------------------------------------------------------------------
+
+
+def test_init_records_the_signing_window_it_is_given(tmp_path, runner):
+    inst = tmp_path / "inst"
+    out = run(runner, "init", "--instance", str(inst), "--signing-window", "90").output
+    assert re.search(r"^policy:\s+signing window 90 s \(seq 1\)$", out, re.M)
+    cl = open_instance(inst, with_key=False)
+    try:
+        assert cl.ledger.entry(1).body == {"signing_window_seconds": 90} and cl.window_seconds == 90
+    finally:
+        cl.stores.close()
+
+
+@pytest.mark.parametrize("window", ["0", "86401", "ten", "-5"])
+def test_a_signing_window_out_of_range_is_a_usage_error_and_writes_nothing(tmp_path, runner, window):
+    inst = tmp_path / "inst"
+    result = runner.invoke(main, ["init", "--instance", str(inst), "--signing-window", window])
+    assert result.exit_code == 2 and "--signing-window" in result.output
+    assert not inst.exists()
+

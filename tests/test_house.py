@@ -205,6 +205,20 @@ STANDALONE = textwrap.dedent(
         assert exc.seq == data["tamper"], exc
     else:
         raise SystemExit("a changed entry verified")
+    # a donor's receipt, in both forms, against the pinned key; and one altered
+    from ledger.charity.receipt_check import check_receipt, check_tlog_proof
+    from ledger.errors import ReceiptInvalid
+
+    checked = check_receipt(data["receipt"], key, salt=data["salt"], donor_ref=data["donor_ref"])
+    assert checked.donor_checked and len(checked.allocations) == 1, checked
+    assert check_tlog_proof(data["tlog_proof"], key).inclusion_only
+    data["receipt"]["allocation"][0]["amount"] = "0.01"
+    try:
+        check_receipt(data["receipt"], key)
+    except ReceiptInvalid as exc:
+        assert exc.part == "amounts", exc
+    else:
+        raise SystemExit("an altered receipt verified")
     leaked = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
     assert not leaked, leaked
     print("standalone ok", report.size)
@@ -215,10 +229,14 @@ STANDALONE = textwrap.dedent(
 def test_an_auditors_verifier_runs_without_the_server_stack(make_setup, tmp_path):
     from ledger.log.note import Signer
 
+    from api.views import receipt as receipt_json
+    from ledger.charity.receipts import tlog_proof
+
     setup = make_setup()
     payload = setup.disbursement()
     setup.charity.disburse(payload, sign_all(payload, *setup.keys[:2]))
     ledger = setup.ledger
+    spent = setup.donations[0]
     old = ledger.checkpoint(3)
     gift = setup.donations[1].entry
     size = ledger.size()
@@ -237,6 +255,10 @@ def test_an_auditors_verifier_runs_without_the_server_stack(make_setup, tmp_path
         "index": gift.seq,
         "proof": [h.hex() for h in ledger.inclusion_proof(gift.seq, size)],
         "tamper": 1,  # the charity's registration
+        "receipt": receipt_json(setup.charity.receipt(spent.entry.receipt)),
+        "tlog_proof": tlog_proof(setup.charity.receipt(spent.entry.receipt)),
+        "salt": spent.salt,
+        "donor_ref": "donor-0000",
     }
     assert b"Hope" in ledger.entry(1).canonical
     (tmp_path / "log.json").write_text(json.dumps(data))
@@ -251,7 +273,8 @@ def test_an_auditors_verifier_runs_without_the_server_stack(make_setup, tmp_path
 
 def test_importing_a_verifier_module_loads_no_database_or_server_module():
     code = (
-        "import sys; import ledger.log.merkle, ledger.log.verify, ledger.log.checkpoint, ledger.charity.kinds; "
+        "import sys; import ledger.log.merkle, ledger.log.verify, ledger.log.checkpoint, ledger.charity.kinds, "
+        "ledger.log.tlog_proof, ledger.charity.receipt_check; "
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {set(SERVER_STACK)!r}))"
     )
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)

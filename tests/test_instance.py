@@ -51,7 +51,7 @@ def test_init_creates_folder_key_and_database(tmp_path):
         assert result.created_key is True
         assert result.migrations == [
             "0001_initial", "0002_books", "0003_tokens_and_project_entries", "0004_books_without_rowid",
-            "0005_intake_keys_per_charity",
+            "0005_intake_keys_per_charity", "0006_policy", "0007_charity_entries",
         ]
         assert inst.is_dir()
         assert mode(inst) & 0o077 == 0
@@ -61,11 +61,14 @@ def test_init_creates_folder_key_and_database(tmp_path):
         signer = Signer.from_string(key.read_text())
         assert signer.name == DEFAULT_ORIGIN
         ledger = result.ledger
-        assert ledger.size() == 1
+        assert ledger.size() == 2  # genesis, then the policy entry (the default window)
+        assert ledger.entry(1).kind == "policy.recorded"
+        assert ledger.entry(1).body == {"signing_window_seconds": 600}
+        assert result.charity.window_seconds == 600
         assert ledger.origin == DEFAULT_ORIGIN
         assert ledger.verifier == signer.verifier
         assert ledger.genesis.body["log_key"] == signer.verifier.to_string()
-        assert ledger.latest_checkpoint().size == 1
+        assert ledger.latest_checkpoint().size == 2
     finally:
         close(result)
 
@@ -84,9 +87,9 @@ def test_init_again_keeps_key_and_genesis(tmp_path):
         try:
             assert again.created_key is False
             assert again.migrations == []
-            assert again.ledger.size() == 6
+            assert again.ledger.size() == 7  # no second policy entry
             assert again.ledger.genesis == genesis
-            assert again.ledger.store.checkpoint()[0] == 6
+            assert again.ledger.store.checkpoint()[0] == 7
             assert again.ledger.origin == "donations.example/log"
         finally:
             close(again)
@@ -146,7 +149,7 @@ def test_key_readable_by_others_refused(tmp_path, bad_mode):
     reader = open_instance(inst, with_key=False)
     try:
         assert reader.ledger.signer is None
-        assert verify_log(reader.ledger.store, REGISTRY).size == 1
+        assert verify_log(reader.ledger.store, REGISTRY).size == 2
     finally:
         close(reader)
 
@@ -209,7 +212,7 @@ def test_open_ledger_round_trip(tmp_path):
     ledger = open_instance(inst).ledger
     try:
         ledger.append_batch(notes(10))
-        assert verify_log(ledger.store, REGISTRY).size == 11
+        assert verify_log(ledger.store, REGISTRY).size == 12
     finally:
         close(ledger)
     assert upgrade_database(inst) == []
@@ -253,4 +256,4 @@ def test_key_text_never_in_database_or_cli_output(tmp_path):
     assert "PRIVATE" not in text
     assert seed_b64 not in text and seed_b64[:16] not in text
     assert signer.verifier.to_string() in text  # the public key is shown, the private one never
-    assert re.search(r"entries:\s+1", outputs[0])
+    assert re.search(r"entries:\s+2", outputs[0])

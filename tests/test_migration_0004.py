@@ -16,12 +16,18 @@ from ledger.stores.sqlite.books import BOOKS_TABLES, KEYED_TABLES
 from migrations import sqlite as migrations
 
 
+LATER = {"policy", "charity_entries"}  # made by migrations 0006 and 0007
+
+
 def _shape(path) -> dict:
     """Columns, indexes and rowid-ness of every books table."""
     with closing(sqlite3.connect(path)) as conn:
         shape = {}
         for table in BOOKS_TABLES:
-            sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()[0]
+            found = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
+            if found is None and table in LATER:
+                continue
+            sql = found[0]
             indexes = sorted(
                 (row[1], row[2], row[4], tuple(c[2] for c in conn.execute(f"PRAGMA index_info('{row[1]}')")))
                 for row in conn.execute(f"PRAGMA index_list('{table}')")
@@ -61,10 +67,10 @@ def test_migration_0004_keeps_every_row_and_matches_a_fresh_install(make_charity
     try:
         assert storage.migrations_applied == ["0004_books_without_rowid"]
         conn = storage.db.conn
-        after = {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall()) for t in BOOKS_TABLES}  # noqa: S608
+        after = {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall()) for t in BOOKS_TABLES if t not in LATER}  # noqa: S608
         assert after == before
         migrated = _shape(path)
-        assert {t for t, (_, rowid, _) in migrated.items() if rowid} == set(KEYED_TABLES)
+        assert {t for t, (_, rowid, _) in migrated.items() if rowid} == set(KEYED_TABLES) - LATER
         fresh = open_sqlite(tmp_path / "fresh.sqlite", upgrade=True)
         fresh.close()
         assert migrated == _shape(tmp_path / "fresh.sqlite")

@@ -31,19 +31,26 @@ def _rows(path, sql: str) -> list[tuple]:
         return sorted(conn.execute(sql).fetchall())
 
 
+def up_to(n: int):
+    """The migrations up to the n-th, as the code of that schema had them."""
+    real_load = migrations.load  # called before any monkeypatching
+
+    def load() -> Migrations:
+        m = Migrations("luodi")
+        for migration in real_load()._migrations[:n]:
+            m(name=migration.name)(migration.fn)
+        return m
+
+    return load
+
+
 @pytest.fixture
 def before_0005(make_charity, monkeypatch):
     """A database at migration 0004 holding two charities' donations, written as the driver
     of that schema did; returns its path, its intake_keys rows and the receipt of each key."""
     real_load = migrations.load
 
-    def up_to_0004() -> Migrations:
-        m = Migrations("luodi")
-        for migration in real_load()._migrations[:4]:
-            m(name=migration.name)(migration.fn)
-        return m
-
-    monkeypatch.setattr(migrations, "load", up_to_0004)
+    monkeypatch.setattr(migrations, "load", up_to(4))
     with intake_keys_before_0005(monkeypatch):
         setup = make_charity_ledger(make_charity, name="old")  # CHARITY's project, three donations
         setup.register_other()
@@ -60,7 +67,7 @@ def test_migration_0005_gives_each_key_its_charity_and_matches_a_fresh_install(b
     path, rows, setup = before_0005
     stores = open_sqlite(path, upgrade=True)
     try:
-        assert stores.migrations_applied == [NAME]
+        assert stores.migrations_applied == [NAME, "0006_policy", "0007_charity_entries"]
         migrated = _rows(path, "SELECT * FROM intake_keys")
         charity_of = {d.entry.leaf_hash: d.entry.body["project"] for d in setup.donations}
         assert sorted((k, r) for _, k, r in migrated) == rows  # every key and receipt kept

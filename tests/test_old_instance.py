@@ -53,8 +53,8 @@ def test_the_old_instance_migrates_opens_verifies_and_audits(old):
         open_instance(old)
     keys = _intake_keys(old / "luodi.sqlite")
     assert len(keys) == 260 and all(len(row) == 2 for row in keys)  # one key space for the instance
-    # Its schema predates the intake keys scoped per charity: only that migration runs.
-    assert upgrade_database(old) == ["0005_intake_keys_per_charity"]
+    # Its schema predates the intake keys scoped per charity, the policy and the charity entries' index.
+    assert upgrade_database(old) == ["0005_intake_keys_per_charity", "0006_policy", "0007_charity_entries"]
     assert upgrade_database(old) == []
     migrated = _intake_keys(old / "luodi.sqlite")
     assert sorted((key, receipt) for _, key, receipt in migrated) == sorted(keys)  # every key kept
@@ -120,3 +120,29 @@ def test_the_cli_checks_the_old_instance(old, command):
     result = CliRunner().invoke(main, [command, "--instance", str(old)])
     assert result.exit_code == 0, result.output
     assert "ok" in result.output
+
+
+def test_the_old_log_records_its_policy_once(old):
+    """A log made before the policy entry has none: the default window (600 s) governs
+    until 'luodi policy record' appends one, which it does once."""
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade", "--instance", str(old)]).exit_code == 0
+    cl = open_instance(old, with_key=False)
+    try:
+        assert cl.policy() is None and cl.window_seconds == 600
+    finally:
+        cl.stores.close()
+    done = runner.invoke(main, ["policy", "record", "--instance", str(old), "--signing-window", "900"])
+    assert done.exit_code == 0, done.output
+    assert done.output == f"policy recorded at seq {SIZE}, receipt {done.output.split()[6][:-1]}: signing window 900 s\n"
+    again = runner.invoke(main, ["policy", "record", "--instance", str(old)])
+    assert again.exit_code == 1 and again.stdout == ""
+    assert again.stderr == f"Error: the log's policy was already recorded, at seq {SIZE}: it is recorded once\n"
+    cl = open_instance(old, with_key=False)
+    try:
+        assert cl.ledger.size() == SIZE + 1 and cl.window_seconds == 900
+        assert f"receipt {cl.ledger.entry(SIZE).receipt}:" in done.output
+        assert audit_books(cl.stores).entries == SIZE + 1
+        assert _rows(old / "luodi.sqlite", SIZE + 1)[SIZE][0] == SIZE
+    finally:
+        cl.stores.close()

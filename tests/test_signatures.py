@@ -30,8 +30,7 @@ from factories import (
 from ledger.charity import payload as payload_mod
 from ledger.charity.audit import audit_books
 from ledger.charity.books import Charity, check_signatures
-from ledger.charity.kinds import postings_for
-from ledger.charity.service import open_charity_ledger
+from ledger.charity.kinds import MAX_WINDOW_SECONDS, postings_for
 from ledger.errors import Conflict, InvalidEntry, NotFound, Replay, SignatureError
 from ledger.log.ledger import Ledger
 from ledger.log.verify import verify_log
@@ -338,30 +337,42 @@ def test_window_edges_are_inclusive(make_setup):
         assert entry.time == shifted(START_MS, 0)
 
 
-def test_window_is_configurable(setup):
-    strict = open_charity_ledger(setup.charity.stores, setup.ledger.signer, clock=setup.clock, window_seconds=60)
+def test_the_window_is_recorded_in_the_log_once(setup):
+    """Until the log records its policy the default (600 s) governs; from the policy
+    entry on, its window does, for the server's check and the entry-time check alike."""
+    payload = setup.disbursement(signed_at=shifted(START_MS, -120))
+    setup.charity.disburse(payload, sign_all(payload, setup.keys[0], setup.keys[1]))  # the default takes 2 minutes
+    assert setup.charity.policy() is None and setup.charity.window_seconds == 600
+    entry = setup.charity.record_policy(60)
+    assert (entry.kind, entry.body) == ("policy.recorded", {"signing_window_seconds": 60})
+    assert (setup.charity.policy().signing_window_seconds, setup.charity.policy().seq) == (60, entry.seq)
     for seconds in (-120, 120, -61):
         payload = setup.disbursement(signed_at=shifted(START_MS, seconds))
-        refuse(setup, SignatureError, "is more than 60s from the server's time", strict.disburse, payload,
+        refuse(setup, SignatureError, "is more than 60s from the server's time", setup.charity.disburse, payload,
                sign_all(payload, setup.keys[0], setup.keys[1]))  # fmt: skip
     for seconds in (-30, 30):
         payload = setup.disbursement(signed_at=shifted(START_MS, seconds))
-        strict.disburse(payload, sign_all(payload, setup.keys[0], setup.keys[1]))
-    # the default ledger on the same store still takes two minutes
-    payload = setup.disbursement(signed_at=shifted(START_MS, -120))
-    setup.charity.disburse(payload, sign_all(payload, setup.keys[0], setup.keys[1]))
-    assert setup.charity.project(PROJECT).spent == 3000
+        setup.charity.disburse(payload, sign_all(payload, setup.keys[0], setup.keys[1]))
+    # Recorded once: a second policy entry is refused, and nothing is written.
+    refuse(setup, Conflict, f"already recorded, at seq {entry.seq}", setup.charity.record_policy, 600)
+    # A replay of the log applies the same windows at the same seqs.
+    assert audit_books(setup.charity.stores).disbursements == 3
 
 
-def test_window_longer_than_a_day_is_named_correctly(setup):
-    """The refusal names the configured window; ``timedelta.seconds`` drops whole days."""
-    two_days = 2 * 86400
-    lenient = open_charity_ledger(setup.charity.stores, setup.ledger.signer, clock=setup.clock, window_seconds=two_days)
-    payload = setup.disbursement(signed_at=shifted(START_MS, -36 * 3600))
-    lenient.disburse(payload, sign_all(payload, setup.keys[0], setup.keys[1]))  # a day and a half is inside
-    payload = setup.disbursement(signed_at=shifted(START_MS, -3 * 86400))
-    refuse(setup, SignatureError, f"is more than {two_days}s from the server's time", lenient.disburse, payload,
-           sign_all(payload, setup.keys[0], setup.keys[1]))  # fmt: skip
+@pytest.mark.parametrize("window", [0, -1, MAX_WINDOW_SECONDS + 1, "600", 600.0, True, None])
+def test_a_policy_out_of_range_or_of_the_wrong_type_is_refused(setup, window):
+    refuse(setup, InvalidEntry, "signing_window_seconds", setup.charity.record_policy, window)
+    assert setup.charity.policy() is None
+
+
+def test_a_window_of_a_whole_day_is_named_correctly(setup):
+    """The refusal names the logged window; ``timedelta.seconds`` drops whole days."""
+    setup.charity.record_policy(MAX_WINDOW_SECONDS)
+    payload = setup.disbursement(signed_at=shifted(START_MS, -20 * 3600))
+    setup.charity.disburse(payload, sign_all(payload, setup.keys[0], setup.keys[1]))  # 20 hours is inside
+    payload = setup.disbursement(signed_at=shifted(START_MS, -2 * 86400))
+    refuse(setup, SignatureError, f"is more than {MAX_WINDOW_SECONDS}s from the server's time", setup.charity.disburse,
+           payload, sign_all(payload, setup.keys[0], setup.keys[1]))  # fmt: skip
 
 
 # -- other charities --------------------------------------------------------------------------------

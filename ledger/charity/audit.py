@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ..errors import LogCorrupted, LuodiError
 from ..log.entry import parse_entry
 from .allocation import trace_fifo
-from .books import DEFAULT_WINDOW_SECONDS, Books, verify_signed
+from .books import Books, verify_signed
 from .kinds import registry
 from .memory import MemoryBooks
 from .store import DERIVED, BooksView, Stores
@@ -48,11 +48,13 @@ def _compare_index(replayed: BooksView, server: BooksView, last_seq: int) -> Non
         )
 
 
-def audit_books(stores: Stores, window_seconds: int = DEFAULT_WINDOW_SECONDS) -> AuditReport:
+def audit_books(stores: Stores) -> AuditReport:
+    """Replay the log into private books and compare them with the server's; the
+    signing window is the one the log records (``policy.recorded``)."""
     log = stores.log
     kinds = registry()
     mem = MemoryBooks()
-    replay = Books(mem, window_seconds)
+    replay = Books(mem)
     counts = {"entries": 0, "disbursement": 0, "refund": 0}
     seq_of: dict[str, int] = {}
 

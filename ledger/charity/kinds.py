@@ -23,6 +23,10 @@ MAX_EVIDENCE = 100
 CHANNELS = ("wechat", "alipay", "unionpay", "bank_transfer", "card", "cash", "other")
 DISBURSEMENT = "disbursement"
 KEYS_ROTATED = "charity.keys_rotated"
+# The log's policy parameters, recorded once (by `luodi init` in a new log), so that an
+# auditor replays the rules with the values the operator ran with (docs/entries.md).
+POLICY = "policy.recorded"
+MAX_WINDOW_SECONDS = 86_400
 # The genesis entry of a charity log names its fund-allocation policy (ledger.charity.allocation).
 ALLOCATION_POLICY = "fifo"
 
@@ -264,6 +268,17 @@ def _project_closed(body: dict) -> None:
     fields(body, "$", {"project": ident, "reason": text(2000)})
 
 
+def window_seconds(value, path):
+    if type(value) is not int:
+        wrong_type(value, path, f"an integer number of seconds from 1 to {MAX_WINDOW_SECONDS}")
+    if not 1 <= value <= MAX_WINDOW_SECONDS:
+        fail(path, f"must be a number of seconds from 1 to {MAX_WINDOW_SECONDS}")
+
+
+def _policy_recorded(body: dict) -> None:
+    fields(body, "$", {"signing_window_seconds": window_seconds})
+
+
 KINDS = {
     "charity.registered": _charity_registered,
     KEYS_ROTATED: _keys_rotated,
@@ -272,6 +287,7 @@ KINDS = {
     DISBURSEMENT: _disbursement,
     "refund": _refund,
     "project.closed": _project_closed,
+    POLICY: _policy_recorded,
 }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator
 
-from .store import DERIVED, BooksView, Charity, Donation, Project
+from .store import DERIVED, BooksView, Charity, Donation, Policy, Project
 
 
 class MemoryBooks(BooksView):
@@ -27,7 +27,9 @@ class MemoryBooks(BooksView):
         self._nonces: set[tuple[str, str]] = set()
         self._intake: dict[tuple[str, str], bytes] = {}  # (charity, intake key) -> receipt
         self._project_entries: dict[str, list[int]] = {}  # project -> seqs, ascending
+        self._charity_entries: dict[str, list[int]] = {}  # charity -> seqs, ascending
         self._private: dict[bytes, tuple[bytes, bytes, str | None]] = {}
+        self._policy: Policy | None = None
 
     def applied(self) -> int:
         return self._applied
@@ -69,6 +71,9 @@ class MemoryBooks(BooksView):
         i = bisect.bisect_left(seqs, start)
         return seqs[i : i + limit]
 
+    def charity_seqs(self, charity):
+        return list(self._charity_entries.get(charity, ()))
+
     def intake(self, charity, intake_key):
         return self._intake.get((charity, intake_key))
 
@@ -91,6 +96,9 @@ class MemoryBooks(BooksView):
     def private(self, receipt):
         return self._private.get(receipt)
 
+    def policy(self):
+        return self._policy
+
     def derived(self, table):
         if table not in DERIVED:
             raise KeyError(table)
@@ -103,6 +111,8 @@ class MemoryBooks(BooksView):
             "nonces": lambda: list(self._nonces),
             "intake_keys": lambda: [(c, k, r) for (c, k), r in self._intake.items()],
             "project_entries": lambda: [(p, s) for p, seqs in self._project_entries.items() for s in seqs],
+            "policy": lambda: [] if self._policy is None else [(self._policy.signing_window_seconds, self._policy.seq)],
+            "charity_entries": lambda: [(c, s) for c, seqs in self._charity_entries.items() for s in seqs],
         }[table]()
         return sorted(rows)
 
@@ -156,6 +166,12 @@ class MemoryBooks(BooksView):
 
     def add_project_entry(self, project, seq):
         self._project_entries.setdefault(project, []).append(seq)
+
+    def set_policy(self, signing_window_seconds, seq):
+        self._policy = Policy(signing_window_seconds, seq)
+
+    def add_charity_entry(self, charity, seq):
+        self._charity_entries.setdefault(charity, []).append(seq)
 
     def put_private(self, receipt, salt, fingerprint, personal):
         self._private[receipt] = (salt, fingerprint, personal)

@@ -4,6 +4,13 @@ Everything in a :class:`Receipt` comes from one committed state of the log
 and its books, so the disbursements that spent a gift are always inside the
 tree the checkpoint signs.  (Read one after the other, a disbursement that
 commits between the reads would name an entry beyond the checkpoint.)
+
+A receipt read from the log also carries what a donor needs to check the
+disbursements' signatures with no other request: the project's
+``project.opened`` entry (it ties the project to its charity) and the
+charity's ``charity.registered`` and ``charity.keys_rotated`` entries (the
+keys the log recorded), each with its proof at the same tree size.
+:mod:`ledger.charity.receipt_check` verifies the whole.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from dataclasses import dataclass
 from ..errors import NotFound
 from ..log.entry import Entry
 from ..log.ledger import Ledger
+from ..log.tlog_proof import format_tlog_proof
 from ..log.writer import Writer
 from .allocation import DonationTrace
 
@@ -28,6 +36,14 @@ class Spending:
 
 
 @dataclass(frozen=True)
+class Proven:
+    """An entry with its inclusion proof at the receipt's tree size."""
+
+    entry: Entry
+    proof: list[bytes]
+
+
+@dataclass(frozen=True)
 class Receipt:
     entry: Entry  # the donation
     tree_size: int
@@ -36,11 +52,22 @@ class Receipt:
     log_key: str
     trace: DonationTrace
     spending: tuple[Spending, ...] = ()
+    # The project's opening and the charity's registration and key rotations (None and ()
+    # in a receipt built from a writer: nothing has spent that gift yet).
+    project_opening: Proven | None = None
+    charity_entries: tuple[Proven, ...] = ()
 
 
-def receipt_of(ledger: Ledger, receipt: str, trace_of: Callable[[str], DonationTrace]) -> Receipt:
+def receipt_of(
+    ledger: Ledger,
+    receipt: str,
+    trace_of: Callable[[str], DonationTrace],
+    context_of: Callable[[str], tuple[int, list[int]]],
+) -> Receipt:
     """The receipt of the donation with this receipt hash, against the latest
-    checkpoint; ``trace_of`` reads where the gift went from the books."""
+    checkpoint; ``trace_of`` reads where the gift went from the books, and
+    ``context_of(project)`` the seq of the project's opening and the seqs of its
+    charity's registration and key rotations."""
     with ledger.snapshot():
         entry = ledger.entry_by_receipt(receipt)
         if entry.kind != "donation":
@@ -52,7 +79,14 @@ def receipt_of(ledger: Ledger, receipt: str, trace_of: Callable[[str], DonationT
             for d, amount in ((ledger.entry_by_receipt(r), a) for r, a in trace.spent)
         )
         proof = ledger.inclusion_proof(entry.seq, cp.size)
-    return Receipt(entry, cp.size, proof, note, ledger.verifier.to_string(), trace, spending)
+        opened, charity_seqs = context_of(trace.project)
+        opening, *charity = (
+            Proven(ledger.entry(seq), ledger.inclusion_proof(seq, cp.size))
+            for seq in (opened, *(s for s in charity_seqs if s < cp.size))
+        )
+    return Receipt(
+        entry, cp.size, proof, note, ledger.verifier.to_string(), trace, spending, opening, tuple(charity)
+    )
 
 
 def receipt_from_writer(ledger: Ledger, w: Writer, entry: Entry) -> Receipt:
@@ -61,3 +95,10 @@ def receipt_from_writer(ledger: Ledger, w: Writer, entry: Entry) -> Receipt:
     body = entry.body
     trace = DonationTrace(entry.receipt, body["project"], body["currency"], body["amount"])
     return Receipt(entry, w.checkpoint.size, w.proof(entry.seq), w.note, ledger.verifier.to_string(), trace)
+
+
+def tlog_proof(r: Receipt) -> str:
+    """The donation's inclusion as a C2SP tlog-proof: its extra data is the entry's
+    canonical bytes, its index the seq.  It proves the gift is in the log only: the
+    disbursements that spent it need the JSON receipt."""
+    return format_tlog_proof(r.entry.seq, r.proof, r.checkpoint, r.entry.canonical)

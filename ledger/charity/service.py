@@ -26,23 +26,15 @@ from ..log.note import Signer
 from ..log.writer import Writer
 from .allocation import DonationTrace
 from .books import DEFAULT_WINDOW_SECONDS, BooksHook
-from .kinds import DISBURSEMENT, KEYS_ROTATED, disbursement_payload, postings_for, registry, rotation_payload
+from .commitments import donor_commitment, payment_ref_hash  # noqa: F401  (importable from here, as before)
+from .kinds import DISBURSEMENT, KEYS_ROTATED, POLICY, disbursement_payload, postings_for, registry, rotation_payload
 from .kinds import signatures as signature_list
 from .money import parse_amount
 from .receipts import Receipt, receipt_from_writer, receipt_of
-from .store import BooksView, Donation, Project, Stores
+from .store import BooksView, Donation, Policy, Project, Stores
 
 SALT_BYTES = 32
-
-
-def donor_commitment(salt: bytes, donor_ref: str) -> str:
-    """SHA-256(salt || donor reference), hex: lets a donor prove a gift is theirs."""
-    return hashlib.sha256(salt + donor_ref.encode("utf-8")).hexdigest()
-
-
-def payment_ref_hash(payment_ref: str) -> str:
-    """SHA-256 of the payment reference, hex: a bank statement can be matched to it."""
-    return hashlib.sha256(payment_ref.encode("utf-8")).hexdigest()
+INIT_KINDS = ("genesis", POLICY)  # what `luodi init` writes into a new log
 
 
 @dataclass(frozen=True)
@@ -73,12 +65,11 @@ def open_charity_ledger(
     stores: Stores,
     signer: Signer | None = None,
     *,
-    window_seconds: int = DEFAULT_WINDOW_SECONDS,
     clock: Callable[[], str] = utc_now,
     create: bool = False,
 ) -> "CharityLedger":
     """A charity ledger on ``stores``; ``create`` writes the genesis entry into an empty log."""
-    kwargs = {"clock": clock, "hook": BooksHook(stores.books, window_seconds)}
+    kwargs = {"clock": clock, "hook": BooksHook(stores.books)}
     if create:
         ledger = Ledger.create(stores.log, registry(), signer, **kwargs)
     else:
@@ -103,7 +94,21 @@ class CharityLedger:
 
     @property
     def window_seconds(self) -> int:
-        return self.ledger.hook.window_seconds
+        """The signing window the log has recorded (the default before its policy entry)."""
+        policy = self.books.policy()
+        return DEFAULT_WINDOW_SECONDS if policy is None else policy.signing_window_seconds
+
+    def policy(self) -> Policy | None:
+        return self.books.policy()
+
+    def record_policy(self, signing_window_seconds: int) -> Entry:
+        """Record the log's policy (once): the signing window signed entries are judged by from then on."""
+        return self.ledger.append(POLICY, {"signing_window_seconds": signing_window_seconds})
+
+    def is_fresh(self) -> bool:
+        """Nothing in the log but what ``luodi init`` writes (genesis, policy): a demo may be seeded."""
+        size = self.ledger.size()
+        return size <= len(INIT_KINDS) and all(self.ledger.entry(s).kind in INIT_KINDS for s in range(size))
 
     # -- registration ------------------------------------------------------------
 
@@ -271,7 +276,12 @@ class CharityLedger:
 
     def receipt(self, receipt: str) -> Receipt:
         """Everything a donor needs to check a gift offline, in one snapshot (:mod:`.receipts`)."""
-        return receipt_of(self.ledger, receipt, self.trace)
+        return receipt_of(self.ledger, receipt, self.trace, self._receipt_context)
+
+    def _receipt_context(self, project: str) -> tuple[int, list[int]]:
+        """The seq of a project's opening, and those of its charity's registration and key rotations."""
+        found = self.project(project)
+        return found.seq, self.books.charity_seqs(found.charity)
 
     def _donation(self, receipt: str) -> Donation:
         found = self.books.donation(receipt_bytes(receipt))

@@ -2,7 +2,8 @@
 
 The books are an index derived from the log (charities and their keys,
 projects and their totals, donations and what spent them, used nonces and
-intake keys (both per charity), each project's entries), plus one table that is not derived:
+intake keys (both per charity), each project's entries, each charity's
+registration and key rotations), plus one table that is not derived:
 ``donor_private``, what the intake sent about a donor and the receipt salt,
 which can be erased without touching the chain.
 
@@ -38,6 +39,8 @@ DERIVED: dict[str, tuple[str, ...]] = {
     "nonces": ("charity", "nonce"),
     "intake_keys": ("charity", "intake_key", "receipt"),
     "project_entries": ("project", "seq"),
+    "policy": ("signing_window_seconds", "seq"),
+    "charity_entries": ("charity", "seq"),
 }
 
 
@@ -64,6 +67,14 @@ class Project:
     @property
     def balance(self) -> int:
         return self.raised - self.spent - self.refunded
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The log's policy parameters, as its ``policy.recorded`` entry (at ``seq``) set them."""
+
+    signing_window_seconds: int
+    seq: int
 
 
 @dataclass(frozen=True)
@@ -118,6 +129,11 @@ class BooksView(ABC):
     def project_seqs(self, project: str, start: int, limit: int) -> list[int]: ...
 
     @abstractmethod
+    def charity_seqs(self, charity: str) -> list[int]:
+        """The seqs of a charity's registration and key rotations, ascending: the
+        entries that say which keys may sign for it (a receipt carries them)."""
+
+    @abstractmethod
     def intake(self, charity: str, intake_key: str) -> bytes | None:
         """The receipt of the donation recorded with this intake key for a project of
         ``charity`` (intake keys are scoped per charity)."""
@@ -129,6 +145,10 @@ class BooksView(ABC):
     @abstractmethod
     def private(self, receipt: bytes) -> tuple[bytes, bytes, str | None] | None:
         """(salt, request fingerprint, personal data as JSON text) of a donation."""
+
+    @abstractmethod
+    def policy(self) -> Policy | None:
+        """The policy the log recorded, or None before its ``policy.recorded`` entry."""
 
     @abstractmethod
     def derived(self, table: str) -> list[tuple]:
@@ -176,6 +196,12 @@ class BooksView(ABC):
 
     @abstractmethod
     def add_project_entry(self, project: str, seq: int) -> None: ...
+
+    @abstractmethod
+    def set_policy(self, signing_window_seconds: int, seq: int) -> None: ...
+
+    @abstractmethod
+    def add_charity_entry(self, charity: str, seq: int) -> None: ...
 
     @abstractmethod
     def put_private(self, receipt: bytes, salt: bytes, fingerprint: bytes, personal: str | None) -> None: ...

@@ -11,14 +11,17 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from ...charity.store import DERIVED, BooksStore, BooksView, Charity, Donation, Project
+from ...charity.store import DERIVED, BooksStore, BooksView, Charity, Donation, Policy, Project
 from ...log.store import LogTxn
 from .database import Database
 from .log import SQLiteAppend
 
 BOOKS_TABLES = ("books_state", *DERIVED, "donor_private")
-# Looked up by their primary key, stored WITHOUT ROWID (migrations 0004 and 0005).
-KEYED_TABLES = ("charity_keys", "donations", "allocations", "nonces", "intake_keys", "donor_private", "project_entries")
+# Looked up by their primary key, stored WITHOUT ROWID (migrations 0004, 0005 and 0007).
+KEYED_TABLES = (
+    "charity_keys", "donations", "allocations", "nonces", "intake_keys", "donor_private", "project_entries",
+    "charity_entries",
+)
 _ORDER = {
     "charities": "charity",
     "charity_keys": "public_key",
@@ -28,6 +31,8 @@ _ORDER = {
     "nonces": "charity, nonce",
     "intake_keys": "charity, intake_key",
     "project_entries": "project, seq",
+    "policy": "seq",
+    "charity_entries": "charity, seq",
 }
 _PROJECT = "SELECT project, charity, currency, seq, closed_seq IS NOT NULL, raised, spent, refunded, donations FROM projects"
 
@@ -89,6 +94,10 @@ class SQLiteBooks(BooksView):
         )
         return [r[0] for r in rows]
 
+    def charity_seqs(self, charity):
+        rows = self.conn.execute("SELECT seq FROM charity_entries WHERE charity = ? ORDER BY seq", (charity,))
+        return [r[0] for r in rows]
+
     def intake(self, charity, intake_key):
         row = self.conn.execute(
             "SELECT receipt FROM intake_keys WHERE charity = ? AND intake_key = ?", (charity, intake_key)
@@ -109,6 +118,10 @@ class SQLiteBooks(BooksView):
             "SELECT salt, fingerprint, personal FROM donor_private WHERE receipt = ?", (receipt,)
         ).fetchone()
         return None if row is None else (row[0], row[1], row[2])
+
+    def policy(self):
+        row = self.conn.execute("SELECT signing_window_seconds, seq FROM policy").fetchone()
+        return None if row is None else Policy(*row)
 
     def derived(self, table):
         columns = ", ".join(DERIVED[table])
@@ -181,6 +194,12 @@ class SQLiteBooks(BooksView):
 
     def add_project_entry(self, project, seq):
         self.conn.execute("INSERT INTO project_entries (project, seq) VALUES (?, ?)", (project, seq))
+
+    def set_policy(self, signing_window_seconds, seq):
+        self.conn.execute("INSERT INTO policy (id, signing_window_seconds, seq) VALUES (1, ?, ?)", (signing_window_seconds, seq))
+
+    def add_charity_entry(self, charity, seq):
+        self.conn.execute("INSERT INTO charity_entries (charity, seq) VALUES (?, ?)", (charity, seq))
 
     def put_private(self, receipt, salt, fingerprint, personal):
         self.conn.execute(
