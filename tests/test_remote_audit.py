@@ -418,3 +418,19 @@ def test_a_rewritten_donation_amount_is_caught_by_the_published_figures(served):
     served.tamper_json("/v1/projects", lambda doc, q: doc.update(checkpoint=note.decode()))
     out = _failed(_audit(served), "project 'autumn-drive'")
     assert "the server says raised" in out or "the server says balance" in out
+
+
+def test_a_receipt_that_fails_the_donors_offline_check(served):
+    """The figures and the gift's own proof are right, but the proof of the charity's
+    registration that the receipt carries is not: the donor's check refuses it."""
+    hit = {}
+
+    def change(doc, query):
+        reg = doc["charity"]["registration"]
+        if not hit and len(reg["inclusion_proof"]) >= 2:
+            hit["receipt"] = doc["entry"]["leaf_hash"]
+            reg["inclusion_proof"] = PROOF_TAMPERS["reordered"](reg["inclusion_proof"])
+
+    served.tamper_json("/v1/receipts/", change)
+    out = _failed(_audit(served), "charity.registration")
+    assert hit["receipt"] in out

@@ -18,7 +18,9 @@ and:
    consistency proof from the saved checkpoint verifies;
 5. compares what the server publishes with the replay: every project's totals,
    the figures and allocations of sampled receipts (with their inclusion proofs
-   and checkpoint), and the inclusion proofs of sampled entries.
+   and checkpoint; then each receipt must also pass the donor's offline check,
+   :func:`ledger.charity.receipt_check.check_receipt`), and the inclusion proofs
+   of sampled entries.
 
 A live server may grow meanwhile: an answer at a larger tree size is compared
 after the audit caught up to it (verifying the new entries and a signed
@@ -40,7 +42,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..errors import LogCorrupted, LuodiError, Misreported, Overspend, ProofError
+from ..errors import LogCorrupted, LuodiError, Misreported, Overspend, ProofError, ReceiptInvalid
 from ..log.checkpoint import Checkpoint
 from ..log.entry import Entry
 from ..log.follow import Follower
@@ -51,6 +53,7 @@ from .books import Books, verify_signed
 from .kinds import registry
 from .memory import MemoryBooks
 from .published import compare_projects, compare_receipt, hashes, obj
+from .receipt_check import check_receipt
 
 DEFAULT_SAMPLE = 100
 PROGRESS_EVERY = 4096
@@ -258,6 +261,10 @@ class RemoteAudit:
             raise Misreported(exc.detail if exc.detail.startswith(what) else f"{what}: {exc.detail}",
                               seq=seq, part="checkpoint") from exc
         compare_receipt(doc, self.mem, key, size, self.cp.root)  # the books are now at the receipt's tree size
+        try:  # and what a donor checks offline: the charity's logged keys, the signatures, the sums
+            check_receipt(doc, self.follower.verifier)
+        except ReceiptInvalid as exc:
+            raise Misreported(f"{what}: {exc.detail}", seq=seq, part=exc.part) from exc
         self.report.receipts_checked += 1
 
     def _check_inclusions(self) -> None:
