@@ -16,8 +16,8 @@ class Server(BaseApplication):
             "workers": workers,
             "threads": threads,
             "worker_class": LuodiWorker,
-            # The worker's event loop reports every second whatever its threads do, so this
-            # only catches a stuck loop; a request's own waits are bounded by the app (the lock timeout).
+            # A running request's heartbeat is the time it began or last wrote a part of its
+            # answer (api/worker.py): this stops a request that hangs, not one that streams.
             "timeout": 60,
             "keepalive": 5,
             "accesslog": "-",

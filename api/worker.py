@@ -85,15 +85,23 @@ class Connection(TConn):
 
 class _Guarded:
     """The app's response body, iterated while its connection's answer lock is held: a
-    stopping worker answers only requests whose own answer has not begun."""
+    stopping worker answers only requests whose own answer has not begun.  Each part
+    of the answer written counts as progress (``touch``), so a long answer that keeps
+    flowing (the whole log's export to a slow reader, say) is not taken for a hang."""
 
-    def __init__(self, body, conn: Connection):
-        self.body, self.conn, self.held = body, conn, False
+    def __init__(self, body, conn: Connection, touch):
+        self.body, self.conn, self.touch, self.held = body, conn, touch, False
 
     def __iter__(self):
         self.conn.answer_lock.acquire()
         self.held = True
-        return iter(()) if self.conn.abandoned else iter(self.body)
+        return iter(()) if self.conn.abandoned else self._parts()
+
+    def _parts(self):
+        conn, touch = self.conn, self.touch
+        for part in self.body:
+            yield part  # gunicorn writes it before asking for the next one
+            touch(conn)
 
     def close(self):
         try:
@@ -113,7 +121,7 @@ class LuodiWorker(ThreadWorker):
         self.client_timeout = CLIENT_TIMEOUT
         self.body_limit = BODY_LIMIT
         self.closing: deque[Connection] = deque()  # answered, write side shut, drained until LINGER
-        self.busy: dict[Connection, float] = {}  # requests in threads, and when each began
+        self.busy: dict[Connection, float] = {}  # requests in threads, and when each began or last wrote
         self.busy_lock = threading.RLock()  # also taken in the SIGABRT handler, on the main thread
         self.local = threading.local()
 
@@ -125,7 +133,7 @@ class LuodiWorker(ThreadWorker):
         app, local = self.wsgi, self.local
 
         def guarded(environ, start_response):
-            return _Guarded(app(environ, start_response), local.conn)
+            return _Guarded(app(environ, start_response), local.conn, self.progressed)
 
         self.wsgi = guarded
 
@@ -133,14 +141,23 @@ class LuodiWorker(ThreadWorker):
 
     def notify(self):
         """The heartbeat the master checks against its ``timeout``: the event loop's, or,
-        while a request runs, the time it began.  So, as with sync workers, a request that
-        runs longer than ``timeout`` has its worker stopped (and restarted)."""
+        while a request runs, the time it began or last wrote a part of its answer.  So, as
+        with sync workers, a request that runs longer than ``timeout`` without writing
+        anything has its worker stopped (and restarted)."""
         with self.busy_lock:
             oldest = min(self.busy.values(), default=None)
         if oldest is None:
             super().notify()
         else:
             os.utime(self.tmp.fileno(), (oldest, oldest))
+
+    def progressed(self, conn: Connection) -> None:
+        """A part of ``conn``'s answer was written: its request is alive (at most once a second)."""
+        now = time.monotonic()
+        if now - self.busy.get(conn, now) >= 1.0:
+            with self.busy_lock:
+                if conn in self.busy:
+                    self.busy[conn] = now
 
     def handle_abort(self, sig, frame):
         """SIGABRT (the master's answer to a timeout): answer what can still be answered, then

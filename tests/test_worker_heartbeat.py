@@ -37,3 +37,19 @@ def test_the_heartbeat_is_the_start_of_the_oldest_running_request(worker):
     worker.busy.clear()
     worker.notify()
     assert abs(worker.tmp.last_update() - time.monotonic()) < 5
+
+
+def test_a_part_of_an_answer_written_counts_as_progress(worker):
+    """A request that keeps writing its answer is alive: its heartbeat moves to the last
+    write (checked at most once a second), and only while the request runs."""
+    started = time.monotonic() - 100
+    worker.busy["a"] = started
+    worker.progressed("a")
+    assert time.monotonic() - worker.busy["a"] < 5
+    worker.notify()
+    assert abs(worker.tmp.last_update() - time.monotonic()) < 5
+    just = worker.busy["a"]
+    worker.progressed("a")  # within a second: not taken again
+    assert worker.busy["a"] == just
+    worker.progressed("gone")  # a request no longer running is not brought back
+    assert "gone" not in worker.busy
