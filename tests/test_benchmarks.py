@@ -18,6 +18,7 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
         ("append.py", ["--entries", "300", "--batches", "50,100"], ["batch     50", "batch    100"]),
         ("proofs.py", ["--sizes", "200,400", "--proofs", "300"], ["200 |", "400 |"]),
         ("verify.py", ["--sizes", "200,400"], ["200 |", "400 |"]),
+        ("audit.py", ["--entries", "300", "--receipts", "20"], ["| local --db", "| remote --url"]),
     ],
 )
 def test_benchmark_script_runs_and_prints_its_table(tmp_path, script, args, rows):
