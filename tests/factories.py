@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import REGISTRY, FixedClock
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlite_utils.migrations import Migrations
 
 from ledger.charity import payload as P
 from ledger.charity.service import CharityLedger, DonationReceipt, open_charity_ledger
@@ -31,6 +32,9 @@ from ledger.log.ledger import Ledger
 from ledger.log.note import Signer, Verifier
 from ledger.stores.sqlite import SQLiteStores, open_sqlite
 from ledger.stores.sqlite.books import BOOKS_TABLES  # every table a refusal must leave alone
+from migrations import sqlite as sqlite_migrations
+
+_ALL_MIGRATIONS = sqlite_migrations.load  # taken before any test patches it
 
 LOG_ORIGIN = "accounting.luodi.example/log"
 START_MS = 1_790_000_000_000  # FixedClock's default start
@@ -255,6 +259,19 @@ def make_charity_ledger(
 
 
 # -- an older schema ------------------------------------------------------------------------------
+
+
+def migrations_up_to(n: int):
+    """A stand-in for ``migrations.sqlite.load``: the first ``n`` migrations only, as the
+    code of that schema had them (patch it in with monkeypatch)."""
+
+    def load() -> Migrations:
+        m = Migrations("luodi")
+        for migration in _ALL_MIGRATIONS()._migrations[:n]:
+            m(name=migration.name)(migration.fn)
+        return m
+
+    return load
 
 
 @contextmanager

@@ -15,12 +15,13 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from api.cli import main
 from api.instance import open_instance
-from api_helpers import PROJECT
+from api_helpers import PROJECT, ApiFactory
 from factories import CHARITY, PERIOD
 from ledger.charity import payload as P
 from ledger.log.keyfile import read_key_file
@@ -144,6 +145,15 @@ class Servers:
             server.shutdown()
             server.server_close()
             thread.join(5)
+
+
+@pytest.fixture
+def servers(tmp_path):
+    factory = ApiFactory(tmp_path)
+    s = Servers(factory)
+    yield s
+    s.close()
+    factory.close()
 
 
 def run_audit(*args: str):

@@ -14,21 +14,11 @@ import os
 import stat
 
 import pytest
-from api_helpers import ApiFactory
-from remote_servers import Servers, run_audit
+from remote_servers import run_audit, servers  # noqa: F401 (a fixture)
 
 from ledger.errors import InvalidInput
 from ledger.log.monitor import MonitorState, load_state, save_state
 from ledger.log.note import Signer
-
-
-@pytest.fixture
-def servers(tmp_path):
-    factory = ApiFactory(tmp_path)
-    s = Servers(factory)
-    yield s
-    s.close()
-    factory.close()
 
 
 def monitor(served, state, *extra):

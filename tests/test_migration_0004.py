@@ -6,8 +6,7 @@ import sqlite3
 from contextlib import closing
 
 from conftest import REGISTRY
-from factories import books_rows, intake_keys_before_0005, make_charity_ledger, sign_all
-from sqlite_utils.migrations import Migrations
+from factories import books_rows, intake_keys_before_0005, make_charity_ledger, migrations_up_to, sign_all
 
 from ledger.charity.audit import audit_books
 from ledger.log.verify import verify_log
@@ -38,17 +37,7 @@ def _shape(path) -> dict:
 
 def test_migration_0004_keeps_every_row_and_matches_a_fresh_install(make_charity, tmp_path, monkeypatch):
     real_load = migrations.load
-
-    def up_to(n: int):
-        def load() -> Migrations:
-            m = Migrations("luodi")
-            for migration in real_load()._migrations[:n]:
-                m(name=migration.name)(migration.fn)
-            return m
-
-        return load
-
-    monkeypatch.setattr(migrations, "load", up_to(3))
+    monkeypatch.setattr(migrations, "load", migrations_up_to(3))
     with intake_keys_before_0005(monkeypatch):
         setup = make_charity_ledger(make_charity, name="old")  # charity, project, three donations
         books = setup.charity
@@ -62,7 +51,7 @@ def test_migration_0004_keeps_every_row_and_matches_a_fresh_install(make_charity
         assert before["allocations"] and before["nonces"] and before["donor_private"] and other
         setup.charity.stores.close()
 
-    monkeypatch.setattr(migrations, "load", up_to(4))  # this migration, not the later ones
+    monkeypatch.setattr(migrations, "load", migrations_up_to(4))  # this migration, not the later ones
     storage = open_sqlite(path, upgrade=True)
     try:
         assert storage.migrations_applied == ["0004_books_without_rowid"]

@@ -8,8 +8,7 @@ from contextlib import closing
 
 import pytest
 from conftest import REGISTRY
-from factories import OTHER_CHARITY, OTHER_PROJECT, intake_keys_before_0005, make_charity_ledger
-from sqlite_utils.migrations import Migrations
+from factories import OTHER_CHARITY, OTHER_PROJECT, intake_keys_before_0005, make_charity_ledger, migrations_up_to
 
 from ledger.charity.audit import audit_books
 from ledger.charity.service import open_charity_ledger
@@ -31,26 +30,13 @@ def _rows(path, sql: str) -> list[tuple]:
         return sorted(conn.execute(sql).fetchall())
 
 
-def up_to(n: int):
-    """The migrations up to the n-th, as the code of that schema had them."""
-    real_load = migrations.load  # called before any monkeypatching
-
-    def load() -> Migrations:
-        m = Migrations("luodi")
-        for migration in real_load()._migrations[:n]:
-            m(name=migration.name)(migration.fn)
-        return m
-
-    return load
-
-
 @pytest.fixture
 def before_0005(make_charity, monkeypatch):
     """A database at migration 0004 holding two charities' donations, written as the driver
     of that schema did; returns its path, its intake_keys rows and the receipt of each key."""
     real_load = migrations.load
 
-    monkeypatch.setattr(migrations, "load", up_to(4))
+    monkeypatch.setattr(migrations, "load", migrations_up_to(4))
     with intake_keys_before_0005(monkeypatch):
         setup = make_charity_ledger(make_charity, name="old")  # CHARITY's project, three donations
         setup.register_other()

@@ -12,22 +12,12 @@ import json
 import random
 
 import pytest
-from api_helpers import ApiFactory
-from remote_servers import Servers, run_audit
+from remote_servers import run_audit, servers  # noqa: F401 (a fixture)
 
 from api.remote import HttpSource
 from ledger.charity.remote_audit import audit_remote
 from ledger.log.checkpoint import Checkpoint, parse_checkpoint
 from ledger.log.note import Signer, open_note
-
-
-@pytest.fixture
-def servers(tmp_path):
-    factory = ApiFactory(tmp_path)
-    s = Servers(factory)
-    yield s
-    s.close()
-    factory.close()
 
 
 @pytest.fixture
