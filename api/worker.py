@@ -42,75 +42,18 @@ from functools import partial
 from gunicorn import http, util
 from gunicorn.http import errors as gerr
 from gunicorn.http.wsgi import Response, default_environ
-from gunicorn.workers.gthread import TConn, ThreadWorker
+from gunicorn.workers.gthread import ThreadWorker
 
 from .framing import RequestFraming, Verdict
+from .worker_connection import Connection, Guarded, recv_nowait
 from .worker_problems import problem_response, request_id_of, status_of
 
 CLIENT_TIMEOUT = 10.0  # seconds a client has to send a whole request (and to take each write of its answer)
 BODY_LIMIT = 64 * 1024  # when the app does not say (its MAX_CONTENT_LENGTH)
 HEAD_LIMIT = 32 * 1024  # the request line and header fields together
-RECV_SIZE = 64 * 1024
 LINGER = 2.0  # seconds a closed connection is drained for (RFC 9112 §9.6), as gunicorn's close_graceful
 LINGER_BYTES = 64 * 1024
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-
-def _recv_nowait(sock: socket.socket) -> bytes | None:
-    """What a readable non-blocking socket holds: None if nothing after all, b"" if the
-    client is gone (closed, or reset)."""
-    try:
-        return sock.recv(RECV_SIZE)
-    except (BlockingIOError, InterruptedError):
-        return None
-    except OSError:
-        return b""
-
-
-class Connection(TConn):
-    """A client connection, with the bytes of its next request as they arrive."""
-
-    def __init__(self, *args):
-        super().__init__(*args)
-        self.inbox = bytearray()
-        self.framing: RequestFraming | None = None
-        self.ready = False  # a whole request is buffered for a thread
-        self.refusal: gerr.ParseException | None = None  # answer this instead of running the app
-        self.continued = False  # "100 Continue" sent for this request
-        self.req = None  # the request a thread is serving
-        self.answer_lock = threading.Lock()  # held by the thread while it writes its answer
-        self.abandoned = False  # answered by the worker as it stopped: the thread must not write
-        self.drained = 0  # bytes read and dropped after the answer, while closing
-
-
-class _Guarded:
-    """The app's response body, iterated while its connection's answer lock is held: a
-    stopping worker answers only requests whose own answer has not begun.  Each part
-    of the answer written counts as progress (``touch``), so a long answer that keeps
-    flowing (the whole log's export to a slow reader, say) is not taken for a hang."""
-
-    def __init__(self, body, conn: Connection, touch):
-        self.body, self.conn, self.touch, self.held = body, conn, touch, False
-
-    def __iter__(self):
-        self.conn.answer_lock.acquire()
-        self.held = True
-        return iter(()) if self.conn.abandoned else self._parts()
-
-    def _parts(self):
-        conn, touch = self.conn, self.touch
-        for part in self.body:
-            yield part  # gunicorn writes it before asking for the next one
-            touch(conn)
-
-    def close(self):
-        try:
-            if hasattr(self.body, "close"):
-                self.body.close()
-        finally:
-            if self.held:
-                self.held = False
-                self.conn.answer_lock.release()
 
 
 class LuodiWorker(ThreadWorker):
@@ -133,7 +76,7 @@ class LuodiWorker(ThreadWorker):
         app, local = self.wsgi, self.local
 
         def guarded(environ, start_response):
-            return _Guarded(app(environ, start_response), local.conn, self.progressed)
+            return Guarded(app(environ, start_response), local.conn, self.progressed)
 
         self.wsgi = guarded
 
@@ -227,7 +170,7 @@ class LuodiWorker(ThreadWorker):
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
 
     def _on_readable(self, conn: Connection, _sock) -> None:
-        data = _recv_nowait(conn.sock)
+        data = recv_nowait(conn.sock)
         if data is None:
             return
         if not data:  # the client went away
@@ -297,7 +240,7 @@ class LuodiWorker(ThreadWorker):
         self.closing.append(conn)
 
     def _drain(self, conn: Connection, _sock) -> None:
-        data = _recv_nowait(conn.sock)
+        data = recv_nowait(conn.sock)
         if data is None:
             return
         conn.drained += len(data)
