@@ -11,7 +11,7 @@ def create_app(test_config: dict | None = None):
     environment variables, then ``test_config``."""
     from ledger.stores.sqlite import DEFAULT_LOCK_TIMEOUT
 
-    from . import admin, docs, limits, problems, public, state, writes
+    from . import admin, docs, limits, pages, problems, public, state, writes
 
     instance = Path(
         (test_config or {}).get("INSTANCE") or os.environ.get("LUODI_INSTANCE") or "instance"
@@ -51,6 +51,7 @@ def create_app(test_config: dict | None = None):
     limits.init_app(app, writes.blp, admin.blp)
     state.init_app(app)
     docs.init_app(app)
+    pages.init_app(app)
     api.register_blueprint(public.blp)
     api.register_blueprint(writes.blp)
     api.register_blueprint(admin.blp)
