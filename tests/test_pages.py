@@ -181,8 +181,13 @@ def test_project_page_has_totals_chart_donations_and_disbursements(client):
     html.one("svg", id="money-chart")
     lines = {a["data-series"]: a["points"] for a in html.find("polyline")}
     assert set(lines) == {"in", "out"}
-    # the money-in line ends at the top when more came in than went out
+    # the money-in line ends at the top (more came in than went out); money out at its share of it
+    raised, out = _minor(p["raised"], "CNY"), _minor(p["spent"], "CNY") + _minor(p["refunded"], "CNY")
+    assert raised > out > 0
     assert float(lines["in"].split()[-1].split(",")[1]) == pytest.approx(8.0)
+    assert float(lines["out"].split()[-1].split(",")[1]) == pytest.approx(232 - out / raised * 224, abs=0.1)
+    text = client.get("/projects/winter-relief").get_data(as_text=True)
+    assert re.search(r"data-chart-top>([^<]*)<", text).group(1) == money(raised, "CNY")
     donations = [e for e in entries if e["entry"]["kind"] == "donation"]
     shown = html.find("li", **{"data-seq": None})
     shown_seqs = {a["data-seq"] for a in shown}

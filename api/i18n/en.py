@@ -56,6 +56,7 @@ TEXT = {
     "chart_heading": "Money in and out",
     "chart_in": "Money in (donations, cumulative)",
     "chart_out": "Money out (disbursements and refunds, cumulative)",
+    "chart_top": "Top of the scale",
     "chart_empty": "No money has moved yet.",
     "donations_heading": "Donations",
     "donations_note": "Amounts and commitments only, never donors.",

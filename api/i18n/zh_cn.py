@@ -56,6 +56,7 @@ TEXT = {
     "chart_heading": "资金流入与流出",
     "chart_in": "累计流入（捐赠）",
     "chart_out": "累计流出（支出与退款）",
+    "chart_top": "纵轴最高值",
     "chart_empty": "还没有资金往来。",
     "donations_heading": "捐赠",
     "donations_note": "只显示金额与承诺值，从不显示捐赠人。",
