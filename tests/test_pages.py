@@ -4,6 +4,7 @@ headers (CSP), language, escaping, downloads and friendly 404s."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -15,7 +16,7 @@ from api import create_app
 from api.i18n import TEXTS, en, zh_cn
 from api.page_chart import chart
 from api.page_format import money
-from ledger.charity.money import format_amount
+from ledger.charity.money import format_amount, parse_amount
 from tests.page_helpers import DONOR_NAME, EVIDENCE, EVIL_PROJECT, FORMULA_PAYEE, IMG, INJECTIONS, SCRIPT, Html, seed_pages
 
 PAGES = ("/", "/about/verification", "/projects/winter-relief")
@@ -86,8 +87,6 @@ def test_home_has_the_search_form_the_projects_and_the_latest_checkpoint(client)
     size = int(note.splitlines()[1])
     assert html.text.count(str(size)) >= 1
     assert html.one("dd", **{"data-tree-size": None}) is not None
-    import base64
-
     root = base64.b64decode(note.splitlines()[2]).hex()
     assert root in html.text
     last = api(client, f"/v1/entries/{size - 1}")["entry"]["time"]
@@ -343,8 +342,6 @@ def test_hostile_names_stay_inert(client, seeded):
 
 
 def _minor(decimal: str, currency: str) -> int:
-    from ledger.charity.money import parse_amount
-
     return parse_amount(decimal, currency) if decimal != format_amount(0, currency) else 0
 
 
@@ -357,5 +354,5 @@ def _all(client, url: str) -> list[dict]:
     return out
 
 
-def test_the_chart_is_empty_without_money_and_steps_with_it():
+def test_no_chart_when_no_money_moved():
     assert chart([]) is None
