@@ -117,6 +117,7 @@ class Panel {
 
   async run(pinned) {
     const run = ++this.runs;
+    this.section.dataset.run = String(run); // which run the status belongs to
     this.steps.replaceChildren();
     this.finish("running", null, this.s.running);
     await this.showKey(pinned);
