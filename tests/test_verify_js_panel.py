@@ -296,6 +296,7 @@ def test_without_webcrypto_the_panel_says_it_cannot_verify(served, context):
     visit = Visit(context, served, lang="en")
     assert visit.open(served.demo_receipt) == "failed"
     assert "cannot verify" in visit.page.inner_text("[data-summary]")
+    assert visit.page.get_attribute("#verification", "data-reason") == "unsupported"
     assert visit.steps() == []
 
 

@@ -122,7 +122,10 @@ class Panel {
     this.finish("running", null, this.s.running);
     await this.showKey(pinned);
     const engine = await ed25519Engine();
-    if (!engine) return this.finish("failed", "checkpoint", this.s.noCrypto);
+    if (!engine) {
+      this.section.dataset.reason = "unsupported"; // this browser cannot verify at all
+      return this.finish("failed", "checkpoint", this.s.noCrypto);
+    }
     this.note.hidden = engine !== "fallback";
     this.note.textContent = engine === "fallback" ? this.s.fallback : "";
     let doc;
