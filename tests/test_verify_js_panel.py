@@ -1,7 +1,7 @@
 """The receipt page's verification panel (``api/static/verify/panel.js``) in Chromium, against real
 gunicorn (``luodi serve``) over the demo ledger plus a gift spent before and after a key rotation.
 
-The page is the DOM contract of docs/architecture.md §9.2 (``browser_helpers.contract_page``),
+The page is the DOM contract of docs/architecture.md §9.2 and §9.3 (``browser_helpers.contract_page``),
 sent under the donor pages' strict CSP; ``/v1`` and ``/static`` are the live server's.  Tampered
 receipts are served through Playwright's request routing: the panel must fail at the step that
 matches.  A forger holding the log key (``receipt_helpers.forge``) re-signs the checkpoint, so
