@@ -75,14 +75,15 @@ def test_a_receipt_altered_on_its_way_fails_at_the_matching_step(site, browser, 
         _tamper(doc, what)
         route.fulfill(status=200, content_type="application/json", body=json.dumps(doc))
 
-    with Watched(browser, server.url, PHONE) as w:
+    viewport = DESKTOP if what == "entry" else PHONE
+    with Watched(browser, server.url, viewport) as w:
         w.page.route(url, altered)
         w.page.goto(f"{server.url}/receipts/{seeded.spent_gift}")
         assert _settled(w.page) == "failed"
         assert w.page.get_attribute("#verification", "data-failed-step") == what
         assert _steps(w.page)[what] == "failed"
-        if what == "checkpoint":
-            shot(w.page, "receipt-failed-phone")
+        if what in ("entry", "checkpoint"):
+            shot(w.page, f"receipt-failed-{what}-{'desktop' if viewport is DESKTOP else 'phone'}")
 
 
 def test_a_changed_log_key_raises_the_warning(site, browser):
