@@ -20,7 +20,10 @@ def create_app(test_config: dict | None = None):
     app.config.from_mapping(
         INSTANCE=str(instance),
         WRITE_LOCK_TIMEOUT=DEFAULT_LOCK_TIMEOUT,  # seconds a write waits for the write lock, then 503
-        READ_ONLY=False,  # serve reads only; every write answers 503
+        READ_ONLY=False,
+        APPEND_QUEUE=4096,  # appends waiting for a group commit at once; beyond it a write is 503 at once
+        APPEND_WAIT=10.0,  # seconds a write waits for a group commit to take it, then 503 (nothing written)
+        GROUP_WAIT_MS=2.0,  # a group commit closes when full (256) or after this many milliseconds  # serve reads only; every write answers 503
         MAX_CONTENT_LENGTH=64 * 1024,
         CLIENT_TIMEOUT_SECONDS=10,  # under `luodi serve`: to send a whole request, or to take each write of an answer
         PAGE_LIMIT=1000,

@@ -46,6 +46,12 @@ def charity_ledger() -> CharityLedger:
                 lock_timeout=float(config["WRITE_LOCK_TIMEOUT"]),
                 read_only=read_only,
             )
+            if not read_only:
+                books.ledger.bound_group_commit(
+                    max_queue=int(config["APPEND_QUEUE"]),
+                    max_wait=float(config["APPEND_WAIT"]),
+                    group_wait=float(config["GROUP_WAIT_MS"]) / 1000,
+                )
             slot.update(books=books, pid=pid)
     return slot["books"]
 

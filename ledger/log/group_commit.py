@@ -16,6 +16,19 @@ append at the same time are committed together:
   land), commits once and wakes the rest;
 - whoever arrived meanwhile waits for the next group, led by the first of them.
 
+Three bounds keep a burst from hurting anyone (docs/operations.md):
+
+- **latency**: a leader waits at most ``group_wait`` seconds (a few
+  milliseconds) for its group to fill to ``max_group``, then closes it with
+  whatever came, so a lone append is never held back for company;
+- **pushback**: at most ``max_queue`` appends wait at once; the next one is
+  refused at once with :class:`~ledger.errors.Unavailable` (503 and
+  ``Retry-After``) and writes nothing;
+- **wait**: an append that has waited ``max_wait`` seconds without a leader
+  taking it into a group leaves the queue, under the same lock a leader takes
+  its group with, and is refused the same way: it is certainly not written.
+  Once taken, it is in a commit under way and waits for that commit's outcome.
+
 No caller returns before the commit that holds its entries is durable, and
 each gets the checkpoint signed with it, so "201 means durable" still holds.
 Across processes, groups queue on the storage's append lock as single appends
@@ -29,10 +42,14 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Generic, Protocol, TypeVar
 
-from ..errors import LuodiError
+from ..errors import LuodiError, Unavailable
 
 T = TypeVar("T")
 MAX_GROUP = 256
+MAX_QUEUE = 4096  # appends waiting at once, as Tessera pushes back beyond 4,096 outstanding
+MAX_WAIT = 10.0  # seconds an append may wait for a group to take it
+GROUP_WAIT = 0.002  # seconds a leader waits for its group to fill
+RETRY_AFTER = 1  # seconds, in the 503 of a refused append
 
 
 class Batch(Protocol):
@@ -58,9 +75,22 @@ class GroupCommit(Generic[W]):
     """The group commits of one ledger.  The leader opens the group's writer
     with the ``open_writer`` it was handed, so the two do not keep each other alive."""
 
-    def __init__(self, max_group: int = MAX_GROUP):
+    def __init__(
+        self,
+        max_group: int = MAX_GROUP,
+        *,
+        max_queue: int = MAX_QUEUE,
+        max_wait: float = MAX_WAIT,
+        group_wait: float = GROUP_WAIT,
+    ):
+        if max_group < 1 or max_queue < 1 or max_wait <= 0 or group_wait < 0:
+            raise ValueError("group commit bounds must be positive")
         self.max_group = max_group
+        self.max_queue = max_queue
+        self.max_wait = max_wait
+        self.group_wait = group_wait
         self._mutex = threading.Lock()
+        self._arrived = threading.Condition(self._mutex)  # a leader waits on it for its group to fill
         self._waiting: list[_Job] = []
         self._leading = False
 
@@ -73,11 +103,28 @@ class GroupCommit(Generic[W]):
         raised to every caller in it."""
         job = _Job(work)
         with self._mutex:
+            if len(self._waiting) >= self.max_queue:
+                raise Unavailable(
+                    f"{len(self._waiting)} appends are already waiting to be written; nothing was written",
+                    retry_after=RETRY_AFTER,
+                )
             self._waiting.append(job)
             lead = not self._leading
             self._leading = True
-        if not lead:
-            job.wake.wait()
+            self._arrived.notify()
+        if not lead and not job.wake.wait(self.max_wait):
+            with self._mutex:
+                # wake is set under this lock for a job chosen to lead, and a leader takes its
+                # group under it: a job still waiting unwoken has been taken by nobody.
+                gave_up = not job.wake.is_set() and job in self._waiting
+                if gave_up:
+                    self._waiting.remove(job)
+            if gave_up:
+                raise Unavailable(
+                    f"the append waited {self.max_wait:g} s for a group commit; nothing was written",
+                    retry_after=RETRY_AFTER,
+                )
+            job.wake.wait()  # taken into a commit under way, or chosen to lead the next one
         if not job.finished:
             self._lead(open_writer)
         if job.error is not None:
@@ -86,6 +133,9 @@ class GroupCommit(Generic[W]):
 
     def _lead(self, open_writer: Callable[[], AbstractContextManager[W]]) -> None:
         with self._mutex:
+            if self.group_wait and len(self._waiting) < self.max_group:
+                # The group closes when full, or after group_wait, whatever has come by then.
+                self._arrived.wait_for(lambda: len(self._waiting) >= self.max_group, self.group_wait)
             group = self._waiting[: self.max_group]
             del self._waiting[: len(group)]
         try:

@@ -139,6 +139,12 @@ class Ledger:
         :mod:`ledger.log.group_commit`); return its result and the committed writer."""
         return self._group.run(self.writer, work)
 
+    def bound_group_commit(self, **bounds) -> None:
+        """Set the group commit's bounds (``max_group``, ``max_queue``, ``max_wait``,
+        ``group_wait``: see :class:`~ledger.log.group_commit.GroupCommit`); call it
+        before the first append."""
+        self._group = GroupCommit(**bounds)
+
     @contextmanager
     def writer(self, _genesis: bool = False) -> Iterator[Writer]:
         """Hold the append lock: entries appended through the writer commit
