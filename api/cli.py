@@ -197,6 +197,7 @@ def serve(instance, host, port, workers, threads, demo, lock_timeout, read_only)
     # The workers' apps read these (see api/__init__.py); unset, the instance's config.py decides.
     if lock_timeout is not None:
         os.environ["LUODI_WRITE_LOCK_TIMEOUT"] = repr(lock_timeout)
+    os.environ["LUODI_WORKERS"] = str(workers)  # each worker enforces its share of an in-memory rate limit
     if read_only:
         os.environ["LUODI_READ_ONLY"] = "true"
     mode = " read-only" if read_only else ""
@@ -213,10 +214,11 @@ def token():
 @instance_option
 @click.option("--role", required=True, type=click.Choice(ROLES), help="admin or intake.")
 @click.option("--charity", help="Limit an intake token to one charity's projects.")
-def token_create(instance, role, charity):
+@click.option("--rate", help="This token's own write limit, e.g. '5000 per minute' [default: the server's for its role].")
+def token_create(instance, role, charity, rate):
     """Print a new bearer token once; only its hash is stored."""
     stores = inst.open_stores(instance)
-    click.echo(create_token(stores.tokens, role, charity, stores.books.view()))
+    click.echo(create_token(stores.tokens, role, charity, stores.books.view(), rate))
 
 
 @token.command("list")
@@ -224,7 +226,7 @@ def token_create(instance, role, charity):
 def token_list(instance):
     """List the tokens by id, role, charity and creation time (never the tokens)."""
     for t in list_tokens(inst.open_stores(instance).tokens):
-        click.echo(f"{t.id}  {t.role:<6}  {t.charity or '-'}  {t.created}")
+        click.echo(f"{t.id}  {t.role:<6}  {t.charity or '-'}  {t.created}  {t.rate or 'default rate'}")
 
 
 @token.command("revoke")

@@ -226,15 +226,15 @@ class TokenStore(ABC):
     """Bearer tokens, kept only as hashes."""
 
     @abstractmethod
-    def add(self, token_hash: bytes, role: str, charity: str | None, created: str) -> None: ...
+    def add(self, token_hash: bytes, role: str, charity: str | None, created: str, rate: str | None = None) -> None: ...
 
     @abstractmethod
-    def get(self, token_hash: bytes) -> tuple[bytes, str, str | None] | None:
-        """(hash, role, charity) of a token, looked up by its hash."""
+    def get(self, token_hash: bytes) -> tuple[bytes, str, str | None, str | None] | None:
+        """(hash, role, charity, rate) of a token, looked up by its hash."""
 
     @abstractmethod
-    def all(self) -> list[tuple[bytes, str, str | None, str]]:
-        """Every token as (hash, role, charity, created), oldest first."""
+    def all(self) -> list[tuple[bytes, str, str | None, str, str | None]]:
+        """Every token as (hash, role, charity, created, rate), oldest first."""
 
     @abstractmethod
     def remove(self, token_hash: bytes) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -23,12 +24,16 @@ from .store import BooksView, TokenStore
 ROLES = ("admin", "intake")
 PREFIX = "luodi_"
 ID_HEX = 12  # a token's id: the first hex digits of its hash
+# A token's own write limit, in the words of the server's limits ("N per minute").
+RATE = re.compile(r"([1-9][0-9]{0,8}) per (second|minute|hour|day)")
 
 
 @dataclass(frozen=True)
 class Grant:
     role: str
     charity: str | None
+    id: str = ""  # the token's id (never the token): what its rate limit is counted under
+    rate: str | None = None  # its own write limit; None for the server's default for its role
 
 
 def token_hash(token: str) -> bytes:
@@ -36,7 +41,11 @@ def token_hash(token: str) -> bytes:
 
 
 def create_token(
-    tokens: TokenStore, role: str, charity: str | None = None, books: BooksView | None = None
+    tokens: TokenStore,
+    role: str,
+    charity: str | None = None,
+    books: BooksView | None = None,
+    rate: str | None = None,
 ) -> str:
     """Store a new token's hash; return the token (the only time it exists in clear).
 
@@ -44,6 +53,8 @@ def create_token(
     (:class:`NotFound` otherwise), so a typo cannot make a token that grants nothing."""
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+    if rate is not None and (not isinstance(rate, str) or not RATE.fullmatch(rate)):
+        raise InvalidInput(f"a rate is 'N per second|minute|hour|day', such as '5000 per minute', not {rate!r}")
     if charity is not None and role != "intake":
         raise InvalidInput("only intake tokens are scoped to a charity")
     if charity is not None:
@@ -52,7 +63,7 @@ def create_token(
         if not isinstance(charity, str) or books.charity(charity) is None:
             raise NotFound(f"no charity {charity!r}: register it before making a token for it")
     token = PREFIX + secrets.token_urlsafe(32)
-    tokens.add(token_hash(token), role, charity, utc_now())
+    tokens.add(token_hash(token), role, charity, utc_now(), rate)
     return token
 
 
@@ -62,10 +73,11 @@ class TokenInfo:
     role: str
     charity: str | None
     created: str
+    rate: str | None = None
 
 
 def list_tokens(tokens: TokenStore) -> list[TokenInfo]:
-    return [TokenInfo(h.hex()[:ID_HEX], role, charity, created) for h, role, charity, created in tokens.all()]
+    return [TokenInfo(h.hex()[:ID_HEX], *rest) for h, *rest in tokens.all()]
 
 
 def revoke_token(tokens: TokenStore, token_id: str) -> TokenInfo:
@@ -77,8 +89,8 @@ def revoke_token(tokens: TokenStore, token_id: str) -> TokenInfo:
         raise Conflict(f"{len(found)} tokens have ids starting {token_id}: give more digits")
     if not found or not tokens.remove(found[0][0]):  # gone already, perhaps revoked at the same moment
         raise NotFound(f"no token with id {token_id}")
-    h, role, charity, created = found[0]
-    return TokenInfo(h.hex()[:ID_HEX], role, charity, created)
+    h, *rest = found[0]
+    return TokenInfo(h.hex()[:ID_HEX], *rest)
 
 
 def authenticate(tokens: TokenStore, token: str | None) -> Grant:
@@ -90,7 +102,7 @@ def authenticate(tokens: TokenStore, token: str | None) -> Grant:
     # The lookup is by hash, so timing reveals nothing of the token; compare anyway.
     if row is None or not hmac.compare_digest(row[0], digest):
         raise Unauthorized("the bearer token is not valid")
-    return Grant(row[1], row[2])
+    return Grant(row[1], row[2], digest.hex()[:ID_HEX], row[3])
 
 
 def require(grant: Grant, role: str, charity: str | None = None) -> None:
