@@ -98,6 +98,8 @@ def test_writes_without_a_token_are_limited_per_address(make_api):
         # A made-up token buys no budget of its own: it is counted under its address.
         assert_problem(post(A, {"Authorization": "Bearer luodi_made-up"}), 429, "too-many-requests")
     assert post(B).status_code == 422
+    # A valid token's writes from the spent address are its own, not the address's.
+    assert post(A, env.auth("admin")).status_code == 422
 
 
 def test_an_in_memory_limit_is_shared_out_among_workers(make_api):
