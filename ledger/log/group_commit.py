@@ -48,7 +48,9 @@ T = TypeVar("T")
 MAX_GROUP = 256
 MAX_QUEUE = 4096  # appends waiting at once, as Tessera pushes back beyond 4,096 outstanding
 MAX_WAIT = 10.0  # seconds an append may wait for a group to take it
-GROUP_WAIT = 0.002  # seconds a leader waits for its group to fill
+# Seconds a leader waits for its group to fill: none by default, since one thread appending
+# alone (the CLI, a test) gains nothing by it; a server sets a few ms (GROUP_WAIT_MS).
+GROUP_WAIT = 0.0
 RETRY_AFTER = 1  # seconds, in the 503 of a refused append
 
 
