@@ -226,7 +226,7 @@ def token_create(instance, role, charity, rate):
 def token_list(instance):
     """List the tokens by id, role, charity and creation time (never the tokens)."""
     for t in list_tokens(inst.open_stores(instance).tokens):
-        click.echo(f"{t.id}  {t.role:<6}  {t.charity or '-'}  {t.created}  {t.rate or 'default rate'}")
+        click.echo(f"{t.id}  {t.role:<6}  {t.charity or '-'}  {t.created}  {t.rate or '-'}")
 
 
 @token.command("revoke")
