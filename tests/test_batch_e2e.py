@@ -5,6 +5,7 @@ part way and run again records every row once."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -194,3 +195,32 @@ def test_luodi_import_refuses_a_bad_file_or_an_unreachable_server_with_one_line(
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("luodi import: "), done.stderr
     assert {"missing": "cannot read", "columns": "lacks the columns", "unreachable": "cannot reach"}[case] in lines[0]
+
+
+def test_luodi_import_reads_ndjson_and_refuses_rows_of_an_unknown_project(tmp_path):
+    instance = tmp_path / "instance"
+    log_key, admin, intake = init_instance(instance)
+    source = tmp_path / "settlement.ndjson"
+    rows = [
+        {**item("nd-000001"), "project": PROJECTS[0], "personal": {"name": "Wang Fang"}},
+        {**item("nd-000002"), "project": PROJECTS[1]},
+        "not an object",
+        {**item("nd-000003"), "project": "no-such-project"},
+        {**item("nd-000004"), "project": PROJECTS[0], "amount": "0.001"},
+    ]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows) + "{broken\n")
+    refusals = tmp_path / "out" / "refused.csv"
+    refusals.parent.mkdir()
+    with LiveServer(instance, log_key, workers=1) as server:
+        open_projects(server, admin)
+        done = luodi("import", source, "--url", server.url, "--token", intake, "--refusals", refusals)
+        assert done.returncode == 1, done.stderr
+        assert done.stdout.strip() == f"recorded 2, replayed 0, refused 4 (refusals: {refusals})"
+        assert [donations(server, p) for p in PROJECTS] == [1, 1]
+        receipt = server.get(f"/v1/projects/{PROJECTS[0]}/entries").json["entries"][-1]["leaf_hash"]
+        shown = luodi("donor", "show", receipt, "--instance", instance)
+        assert json.loads(shown.stdout) == {"name": "Wang Fang"}, shown.stderr
+    with refusals.open() as f:
+        refused = [(r["row"], r["idempotency_key"], r["status"], r["type"]) for r in csv.DictReader(f)]
+    assert refused == [("3", "", "422", "/problems/invalid-input"), ("4", "nd-000003", "404", "/problems/not-found"),
+                       ("5", "nd-000004", "422", "/problems/invalid-input"), ("6", "", "422", "/problems/invalid-input")]
