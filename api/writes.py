@@ -5,15 +5,15 @@ charity's own signatures are the authority."""
 from __future__ import annotations
 
 from flask import g
+from marshmallow import ValidationError
 
 from ledger.charity.tokens import require
 from ledger.errors import InvalidInput, LuodiError
-from marshmallow import ValidationError
 
 from . import schemas as s
-from .problems import describe_errors
 from .auth import SECURITY, guard, needs
 from .bodies import Blueprint, body_limit
+from .problems import describe_errors
 from .state import charity_ledger
 from .views import item, receipt
 
