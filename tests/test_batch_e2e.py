@@ -213,6 +213,10 @@ def test_luodi_import_reads_ndjson_and_refuses_rows_of_an_unknown_project(tmp_pa
     refusals.parent.mkdir()
     with LiveServer(instance, log_key, workers=1) as server:
         open_projects(server, admin)
+        refused = luodi("import", source, "--url", server.url, "--token", "luodi_wrong", "--refusals", refusals)
+        assert refused.returncode == 2 and refused.stdout == "", refused.stdout
+        assert len(refused.stderr.splitlines()) == 1 and " answered 401: " in refused.stderr, refused.stderr
+        assert [donations(server, p) for p in PROJECTS] == [0, 0] and not refusals.exists()
         done = luodi("import", source, "--url", server.url, "--token", intake, "--refusals", refusals)
         assert done.returncode == 1, done.stderr
         assert done.stdout.strip() == f"recorded 2, replayed 0, refused 4 (refusals: {refusals})"
