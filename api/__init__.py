@@ -25,6 +25,7 @@ def create_app(test_config: dict | None = None):
         APPEND_WAIT=10.0,  # seconds a write waits for a group commit to take it, then 503 (nothing written)
         GROUP_WAIT_MS=2.0,  # a group commit closes when full (256) or after this many milliseconds  # serve reads only; every write answers 503
         MAX_CONTENT_LENGTH=64 * 1024,
+        BATCH_MAX_CONTENT_LENGTH=2 * 1024 * 1024,  # POST .../donations/batch only
         CLIENT_TIMEOUT_SECONDS=10,  # under `luodi serve`: to send a whole request, or to take each write of an answer
         PAGE_LIMIT=1000,
         RATELIMIT_DEFAULT="",
@@ -59,5 +60,7 @@ def create_app(test_config: dict | None = None):
     pages.init_app(app)
     api.register_blueprint(public.blp)
     api.register_blueprint(writes.blp)
+    for name in ("BatchReceipt", "BatchProblem"):  # the batch results' oneOf (api/schemas.py)
+        api.spec.components.schema(name, schema=getattr(writes.s, name))
     api.register_blueprint(admin.blp)
     return app

@@ -21,12 +21,13 @@ as for a declared length over the limit.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
 
 import flask_smorest
-from flask import Request
+from flask import Request, current_app, request
 from webargs import core
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
@@ -140,3 +141,19 @@ class Blueprint(flask_smorest.Blueprint):
     """flask-smorest's Blueprint with :class:`BodyParser`; every Luodi blueprint is one."""
 
     ARGUMENTS_PARSER = BodyParser()
+
+
+def body_limit(config_key: str):
+    """A view decorator (put it right under the route): this view's bodies may be up to
+    ``app.config[config_key]`` bytes instead of ``MAX_CONTENT_LENGTH`` (the worker reads
+    up to the largest such limit, see :mod:`api.worker`)."""
+
+    def wrap(view):
+        @functools.wraps(view)
+        def limited(*args, **kwargs):
+            request.max_content_length = current_app.config[config_key]
+            return view(*args, **kwargs)
+
+        return limited
+
+    return wrap

@@ -353,3 +353,7 @@ main.add_command(audit)
 from .cli_receipt import verify_receipt  # noqa: E402  (a command in a module of its own)
 
 main.add_command(verify_receipt)
+
+from .cli_import import import_file  # noqa: E402  (a command in a module of its own)
+
+main.add_command(import_file)

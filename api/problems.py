@@ -107,8 +107,8 @@ class ProblemApi(Api):
             detail = describe_errors(extra["errors"])
         elif status == 404 and request.url_rule is None:
             detail = f"nothing at {request.path}: {contract.PATH_RULES}"
-        elif status == 413 and current_app.config.get("MAX_CONTENT_LENGTH"):
-            detail = f"the request body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes"
+        elif status == 413 and request.max_content_length:
+            detail = f"the request body is larger than {request.max_content_length} bytes"
         resp = problem(status, _HTTP_TYPES.get(status, "http-error"), error.name, detail, **extra)
         for key, value in (getattr(error, "get_headers", lambda: [])() or []):
             if key.lower() in ("allow", "retry-after"):

@@ -170,6 +170,21 @@ class DonationReceipt(Receipt):
     )
 
 
+class BatchReceipt(DonationReceipt):
+    status = fields.Integer(required=True, validate=validate.OneOf([200, 201]),
+                            metadata={"description": "201: recorded now; 200: a replay of its idempotency_key"})
+
+
+class BatchProblem(Schema):
+    """An item refused (RFC 9457 members); nothing was written for it."""
+
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True, validate=validate.Range(min=400, max=499))
+    detail = fields.String(required=True)
+    errors = fields.Dict(metadata={"description": "schema errors by field"})
+
+
 class Project(Schema):
     project = fields.String(required=True)
     charity = fields.String(required=True)
@@ -222,6 +237,44 @@ class DonationIn(Body):
     donor_ref = Text(required=True, validate=validate.Length(min=1, max=256))
     value_date = Text(required=True, validate=DATE)
     personal = Object(keys=Text(), values=Text())
+
+
+MAX_BATCH = 1000  # donations in one batch request
+
+
+class BatchItemIn(DonationIn):
+    idempotency_key = Text(
+        required=True,
+        validate=validate.Regexp(f"^{TOKEN_PATTERN.pattern}$", error="must be 8-128 letters, digits and . _ : -"),
+    )
+
+
+class BatchItems(ListOf):
+    """A list of :class:`BatchItemIn`, documented as such, but each item is checked
+    by the view on its own, so that one bad item is refused alone (its own result)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(Nested(BatchItemIn), **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, list):
+            raise self.make_error("invalid")
+        return list(value)
+
+
+class BatchIn(Body):
+    donations = BatchItems(required=True, validate=validate.Length(min=1, max=MAX_BATCH))
+
+
+_RESULT = {
+    "description": "one per donation, in order: a receipt (status 201), a replay (200), or a problem (4xx) "
+    "for which nothing was written",
+    "oneOf": [{"$ref": "#/components/schemas/BatchReceipt"}, {"$ref": "#/components/schemas/BatchProblem"}],
+}
+
+
+class BatchResults(Schema):
+    results = fields.List(fields.Raw(metadata=_RESULT), required=True)
 
 
 class Signature(Body):

@@ -72,7 +72,9 @@ class LuodiWorker(ThreadWorker):
         super().load_wsgi()
         config = getattr(self.wsgi, "config", {})
         self.client_timeout = float(config.get("CLIENT_TIMEOUT_SECONDS") or CLIENT_TIMEOUT)
-        self.body_limit = int(config.get("MAX_CONTENT_LENGTH") or BODY_LIMIT)
+        self.body_limit = max(  # the largest any route takes; each route's own limit is the app's (413)
+            int(config.get("MAX_CONTENT_LENGTH") or BODY_LIMIT), int(config.get("BATCH_MAX_CONTENT_LENGTH") or 0)
+        )
         app, local = self.wsgi, self.local
 
         def guarded(environ, start_response):

@@ -5,13 +5,15 @@ charity's own signatures are the authority."""
 from __future__ import annotations
 
 from flask import g
+from marshmallow import ValidationError
 
 from ledger.charity.tokens import require
-from ledger.errors import InvalidInput
+from ledger.errors import InvalidInput, LuodiError
 
 from . import schemas as s
 from .auth import SECURITY, guard, needs
-from .bodies import Blueprint
+from .bodies import Blueprint, body_limit
+from .problems import describe_errors
 from .state import charity_ledger
 from .views import item, receipt
 
@@ -63,6 +65,54 @@ def donate(headers, body, project_id):
     answer = receipt(done.receipt)
     answer["salt"] = done.salt
     return answer, 200 if done.replayed else 201
+
+
+@blp.post("/projects/<id:project_id>/donations/batch")
+@body_limit("BATCH_MAX_CONTENT_LENGTH")
+@needs("intake")
+@blp.arguments(s.BatchIn())
+@blp.response(200, s.BatchResults)
+@blp.doc(security=SECURITY)
+def donate_batch(body, project_id):
+    """Record up to 1,000 donations of one project in one commit (intake token; body up to 2 MiB).
+
+    Each item is the single endpoint's body plus its own ``idempotency_key``.  The
+    answer holds one result per item, in order: a receipt (``status`` 201), a replay
+    (200, the original receipt), or a problem (4xx), for which nothing was written.
+    The accepted items are durable before the answer."""
+    books = charity_ledger()
+    require(g.grant, "intake", books.charity_of(project_id))
+    results: list = [None] * len(body["donations"])
+    wanted, where = [], []
+    for n, raw in enumerate(body["donations"]):
+        try:
+            one = _ITEM.load(raw)
+        except ValidationError as exc:
+            results[n] = _item_problem(exc)
+            continue
+        one["intake_key"] = one.pop("idempotency_key")
+        wanted.append(one)
+        where.append(n)
+    for n, done in zip(where, books.record_donations(project_id, wanted) if wanted else []):
+        if isinstance(done, LuodiError):
+            results[n] = done.problem()
+        else:
+            answer = receipt(done.receipt)
+            answer["salt"] = done.salt
+            answer["status"] = 200 if done.replayed else 201
+            results[n] = answer
+    return {"results": results}
+
+
+_ITEM = s.BatchItemIn()
+
+
+def _item_problem(exc: ValidationError) -> dict:
+    messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+    return {
+        "type": "/problems/invalid-input", "title": "Invalid input", "status": 422,
+        "detail": describe_errors({"json": messages}), "errors": {"json": messages},
+    }
 
 
 @blp.post("/projects/<id:project_id>/disbursements")

@@ -326,9 +326,10 @@ def test_every_command_has_help_and_is_in_the_readme(runner):
             assert any(" ".join(p).startswith(" ".join(path) + " ") for p, _ in commands)
             continue
         assert f"`{' '.join(path)}" in readme, f"{' '.join(path)} is not in README.md"
-        # The charity's own tools (keygen, disburse) run on the charity's machine, and a donor's
-        # receipt check (verify-receipt) on the donor's, with no instance.
-        if path[-1] not in ("keygen", "disburse", "verify-receipt"):
+        # The charity's own tools (keygen, disburse) run on the charity's machine, a donor's
+        # receipt check (verify-receipt) on the donor's, and a settlement import (import) on the
+        # payment provider's, with no instance.
+        if path[-1] not in ("keygen", "disburse", "verify-receipt", "import"):
             assert "--instance" in [opt for p in cmd.params for opt in p.opts], f"{' '.join(path)} lacks --instance"
         for param in cmd.params:
             if isinstance(param, click.Option) and param.name != "instance":

@@ -74,7 +74,14 @@ schema.hook(flatmap_path_parameters)
 def flatmap_body(context, body):
     """Half of the time, make a generated donation one the ledger takes (so 201 answers are checked too)."""
     operation = getattr(context, "operation", None)
-    if operation is None or not operation.path.endswith("/donations") or not isinstance(body, dict):
+    if operation is None or not isinstance(body, dict):
+        return st.just(body)
+    if operation.path.endswith("/donations/batch"):
+        # A batch the ledger takes in part: new or replayed items beside the generated ones.
+        items = body.get("donations") if isinstance(body.get("donations"), list) else []
+        taken = [{**BATCH_ITEM, "idempotency_key": f"schemathesis-batch-{n:04d}"} for n in range(3)]
+        return st.one_of(st.just(body), st.just({"donations": taken + items[:5]}))
+    if not operation.path.endswith("/donations"):
         return st.just(body)
     taken = {
         "amount": "12.30",
@@ -84,6 +91,10 @@ def flatmap_body(context, body):
         "value_date": "2026-11-29",
     }
     return st.one_of(st.just(body), st.just(taken))
+
+
+BATCH_ITEM = {"amount": "1.00", "channel": "wechat", "payment_ref": "PAY-batch", "donor_ref": "donor-batch",
+              "value_date": "2026-11-29"}
 
 
 @pytest.fixture(scope="module")
@@ -174,9 +185,12 @@ TAKEN = {
         "value_date": "2026-11-29",
     },
     "/v1/receipts/{leaf_hash}/refunds": {"amount": "0.01", "reason": "schemathesis path check"},
+    "/v1/projects/{project_id}/donations/batch": {"donations": [{
+        "amount": "12.30", "channel": "wechat", "payment_ref": "PAY-paths", "donor_ref": "donor-paths",
+        "value_date": "2026-11-29", "idempotency_key": "schemathesis-paths-batch"}]},
     "/v1/projects/{project_id}/closure": {"reason": "schemathesis path check"},
 }
-ROLE_OF = {"/v1/projects/{project_id}/donations": "intake", "/v1/receipts/{leaf_hash}/refunds": "intake"}
+ROLE_OF = {"/v1/projects/{project_id}/donations": "intake", "/v1/projects/{project_id}/donations/batch": "intake", "/v1/receipts/{leaf_hash}/refunds": "intake"}
 # What a well-formed request may meet: success, an id that names nothing (404), a state
 # that refuses it (409: a closed project, money already spent, a key used with another body).
 ANSWERS_TO_VALID = {200, 201, 304, 404, 409}

@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from ..errors import Conflict, InvalidInput, NotFound
+from ..errors import Conflict, InvalidInput, LuodiError, NotFound
 from ..log.canonical import canonical_bytes
 from ..log.clock import utc_now
 from ..log.entry import Entry, receipt_bytes
@@ -223,6 +223,34 @@ class CharityLedger:
         entry = w.append("donation", body)
         w.hook.view.put_private(entry.leaf_hash, salt, fingerprint, json.dumps(personal) if personal else None)
         return DonationReceipt(entry, salt.hex(), replayed=False)
+
+    def record_donations(self, project: str, items: list[dict]) -> list[DonationReceipt | LuodiError]:
+        """Record many donations of one project in one commit (batch intake).
+
+        Each item holds :meth:`record_donation`'s keyword arguments.  Each runs
+        in its own savepoint: an item refused (a :class:`LuodiError` below 500,
+        returned in its place) writes nothing and leaves the others intact; an
+        item whose key is used earlier in the same batch is a replay of it (or a
+        :class:`Conflict`).  Any other error rolls the whole batch back."""
+
+        def work(w: Writer) -> list:
+            done: list = []
+            for item in items:
+                try:
+                    with w.savepoint():
+                        done.append(self.record_donation_in(w, project, **item))
+                except LuodiError as exc:
+                    if exc.status >= 500:
+                        raise
+                    done.append(exc)
+            return done
+
+        done, w = self.ledger.in_group(work)
+        return [
+            d if isinstance(d, LuodiError)
+            else replace(d, receipt=self.receipt(d.entry.receipt) if d.replayed else receipt_from_writer(self.ledger, w, d.entry))
+            for d in done
+        ]
 
     def _replay(self, receipt: bytes, fingerprint: bytes, w: Writer) -> DonationReceipt:
         private = w.hook.view.private(receipt)
