@@ -284,6 +284,17 @@ ROTATION_TYPES = [
 ]
 
 
+def _named(setup, monkeypatch, call, payload, parts, value, must):
+    """``call`` with ``payload`` signed, then ``value`` put at ``parts``: refused before the
+    lock, with the path and the type named, and nothing written."""
+    body = _with({"payload": payload, "signatures": sign_all(payload, *setup.keys[:2])}, parts, value)
+    watch = LockWatch(monkeypatch, setup.ledger)
+    message = f"{_path(parts)}: {must}"
+    with writes_nothing(setup.charity, InvalidInput, f"^{re.escape(message)}$") as info:
+        call(body["payload"], body["signatures"])
+    assert info.value.status == 422 and watch.opened == 0
+
+
 def _ids(cases):
     return [f"{_path(parts)}={value!r:.20}" for parts, value, _, _ in cases]
 
@@ -291,23 +302,13 @@ def _ids(cases):
 @pytest.mark.parametrize(("parts", "value", "expected", "found"), DISBURSEMENT_TYPES, ids=_ids(DISBURSEMENT_TYPES))
 def test_every_wrong_type_in_a_disbursement_is_named(setup, monkeypatch, parts, value, expected, found):
     payload = setup.disbursement([("coats", "10.00")], evidence=[("ab" * 32, "invoice (PDF)")])
-    body = _with({"payload": payload, "signatures": sign_all(payload, *setup.keys[:2])}, parts, value)
-    watch = LockWatch(monkeypatch, setup.ledger)
-    message = f"{_path(parts)}: must be {expected}, not {found}"
-    with writes_nothing(setup.charity, InvalidInput, f"^{re.escape(message)}$") as info:
-        setup.charity.disburse(body["payload"], body["signatures"])
-    assert info.value.status == 422 and watch.opened == 0
+    _named(setup, monkeypatch, setup.charity.disburse, payload, parts, value, f"must be {expected}, not {found}")
 
 
 @pytest.mark.parametrize(("parts", "value", "expected", "found"), ROTATION_TYPES, ids=_ids(ROTATION_TYPES))
 def test_every_wrong_type_in_a_key_rotation_is_named(setup, monkeypatch, parts, value, expected, found):
     rotation = setup.rotation(charity_signers(CHARITY, 3, first=4))
-    body = _with({"payload": rotation, "signatures": sign_all(rotation, *setup.keys[:2])}, parts, value)
-    watch = LockWatch(monkeypatch, setup.ledger)
-    message = f"{_path(parts)}: must be {expected}, not {found}"
-    with writes_nothing(setup.charity, InvalidInput, f"^{re.escape(message)}$") as info:
-        setup.charity.rotate_keys(body["payload"], body["signatures"])
-    assert info.value.status == 422 and watch.opened == 0
+    _named(setup, monkeypatch, setup.charity.rotate_keys, rotation, parts, value, f"must be {expected}, not {found}")
 
 
 def test_an_amount_sent_as_a_string_over_http_names_the_field(make_api):

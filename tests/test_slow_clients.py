@@ -24,14 +24,19 @@ TIMEOUT = 20  # the client's patience for the ping: generous, and far below the 
 PING = b"GET /v1/ping HTTP/1.1\r\nHost: luodi\r\n\r\n"
 
 
+def _served(tmp_path_factory, name: str, client_timeout: int):
+    """A live server over a new instance whose clients get ``client_timeout`` seconds per request."""
+    instance = tmp_path_factory.mktemp(name) / "instance"
+    log_key, _, _ = init_instance(instance)
+    with LiveServer(instance, log_key, workers=WORKERS, threads=THREADS,
+                    env={"LUODI_CLIENT_TIMEOUT_SECONDS": str(client_timeout)}) as server:
+        yield server
+
+
 @pytest.fixture(scope="module")
 def patient(tmp_path_factory):
     """A server that waits 120 s for a request: a slow client is never cut off during a test."""
-    instance = tmp_path_factory.mktemp("slow") / "instance"
-    log_key, _, _ = init_instance(instance)
-    with LiveServer(instance, log_key, workers=WORKERS, threads=THREADS,
-                    env={"LUODI_CLIENT_TIMEOUT_SECONDS": "120"}) as server:
-        yield server
+    yield from _served(tmp_path_factory, "slow", 120)
 
 
 @contextmanager
@@ -104,11 +109,7 @@ def test_a_client_is_served_while_slow_or_idle_connections_hold_more_than_every_
 
 @pytest.fixture(scope="module")
 def impatient(tmp_path_factory):
-    instance = tmp_path_factory.mktemp("impatient") / "instance"
-    log_key, _, _ = init_instance(instance)
-    with LiveServer(instance, log_key, workers=WORKERS, threads=THREADS,
-                    env={"LUODI_CLIENT_TIMEOUT_SECONDS": "2"}) as server:
-        yield server
+    yield from _served(tmp_path_factory, "impatient", 2)
 
 
 def test_a_request_that_does_not_arrive_whole_in_time_gets_a_408_problem(impatient):

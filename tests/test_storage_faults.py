@@ -133,13 +133,18 @@ def test_a_real_io_error_under_an_open_connection(make_db):
     assert ledger.append("note", {"text": "after"}).seq == 2
 
 
+def _new_log(path, signer) -> None:
+    """A new database at ``path`` holding a log's genesis entry, closed."""
+    stores = open_sqlite(path, upgrade=True)
+    open_charity_ledger(stores, signer, create=True)
+    stores.close()
+
+
 def test_a_database_opened_read_only_recovers_once_it_can_be_written(tmp_path, signer):
     """SQLite opens a file it cannot write read-only without a word, and the
     connection stays so: only a new connection sees that the fault has cleared."""
     path = tmp_path / "ro.sqlite"
-    stores = open_sqlite(path, upgrade=True)
-    open_charity_ledger(stores, signer, create=True)
-    stores.close()
+    _new_log(path, signer)
     with unwritable(path):
         stores = open_sqlite(path, lock_timeout=LOCK_TIMEOUT)
         ledger = open_charity_ledger(stores, signer).ledger
@@ -160,9 +165,7 @@ def test_a_connection_opened_during_a_fault_is_not_kept_read_only(tmp_path, sign
     """A worker whose first request is a read, during the fault, opens its write
     connection then: its first write after the fault must still land."""
     path = tmp_path / "late.sqlite"
-    stores = open_sqlite(path, upgrade=True)
-    open_charity_ledger(stores, signer, create=True)
-    stores.close()
+    _new_log(path, signer)
     with unwritable(path):
         stores = open_sqlite(path, lock_timeout=LOCK_TIMEOUT)
         ledger = open_charity_ledger(stores, signer).ledger
@@ -204,9 +207,7 @@ def test_check_writable_refuses_a_read_only_database_and_writes_nothing(tmp_path
 
 def test_a_read_only_database_refuses_every_write(tmp_path, signer):
     path = tmp_path / "reads.sqlite"
-    stores = open_sqlite(path, upgrade=True)
-    open_charity_ledger(stores, signer, create=True)
-    stores.close()
+    _new_log(path, signer)
     stores = open_sqlite(path, read_only=True)
     try:
         ledger = open_charity_ledger(stores, signer).ledger
