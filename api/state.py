@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
 
 from ledger.charity.service import CharityLedger
 from ledger.charity.store import TokenStore
@@ -54,6 +54,23 @@ def charity_ledger() -> CharityLedger:
                 )
             slot.update(books=books, pid=pid)
     return slot["books"]
+
+
+def announce_append() -> None:
+    """A write blueprint's ``before_request``: this request will append, so a group
+    commit being formed waits for it (up to ``GROUP_WAIT_MS``) instead of for a full
+    group; :func:`append_done` (its ``teardown_request``) withdraws it."""
+    if current_app.config["READ_ONLY"]:
+        return
+    coming = charity_ledger().ledger.coming()
+    coming.__enter__()
+    g.luodi_coming = coming
+
+
+def append_done(_exc: BaseException | None = None) -> None:
+    coming = g.pop("luodi_coming", None)
+    if coming is not None:
+        coming.__exit__(None, None, None)
 
 
 def ledger() -> Ledger:

@@ -14,11 +14,13 @@ from . import schemas as s
 from .auth import SECURITY, guard, needs
 from .bodies import Blueprint, body_limit
 from .problems import describe_errors
-from .state import charity_ledger
+from .state import announce_append, append_done, charity_ledger
 from .views import item, receipt
 
 blp = Blueprint("writes", __name__, url_prefix="/v1", description="Append to the log: each call is one entry.")
+blp.before_request(announce_append)  # first, so that a group commit waits for it while it is parsed
 blp.before_request(guard)
+blp.teardown_request(append_done)
 
 
 def _signed_for(body: dict, field: str, expected: str) -> None:

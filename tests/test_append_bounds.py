@@ -111,6 +111,79 @@ def test_a_group_closes_as_soon_as_it_is_full(ledger):
     assert commits(ledger) == [1, 5]
 
 
+def _announced_appends(ledger, n: int, start: threading.Barrier, errors: list) -> list[threading.Thread]:
+    def append(i):
+        with ledger.coming():
+            start.wait(10)  # all have announced before any appends
+            try:
+                ledger.append("note", {"text": f"a{i}"})
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+    threads = [threading.Thread(target=append, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def test_a_group_closes_once_every_announced_append_has_joined(ledger):
+    """Six requests announce their appends: the group holds all six, and closes
+    without waiting out a minute's group wait for a full group of 256."""
+    ledger.bound_group_commit(max_group=256, group_wait=60)
+    errors: list[BaseException] = []
+    threads = _announced_appends(ledger, 6, threading.Barrier(6), errors)
+    for t in threads:
+        t.join(30)  # a generous functional bound, far below the minute's group wait
+    assert not any(t.is_alive() for t in threads) and errors == []
+    assert commits(ledger) == [1, 7]  # one commit held all six
+    assert verify_log(ledger.store, REGISTRY).size == 7
+
+
+def test_a_group_waits_for_an_announced_append_and_not_for_one_withdrawn(ledger):
+    """A request that announced an append and is still on its way holds the group
+    open (within the group wait); once it leaves without appending (refused before
+    its append, say), the group closes at once with what it has."""
+    ledger.bound_group_commit(max_group=256, group_wait=60)
+    announced, leave = threading.Event(), threading.Event()
+
+    def refused_request():
+        with ledger.coming():
+            announced.set()
+            assert leave.wait(30)
+
+    other = threading.Thread(target=refused_request)
+    other.start()
+    assert announced.wait(10)
+    done: list = []
+    appender = threading.Thread(target=lambda: done.append(ledger.append("note", {"text": "waits"})))
+    appender.start()
+    _wait_until(lambda: ledger._group._leading and ledger._group._waiting, "the append to lead its group")
+    time.sleep(0.2)
+    assert done == [] and commits(ledger) == [1]  # the group still waits for the announced one
+    leave.set()
+    other.join(10)
+    appender.join(30)
+    assert not appender.is_alive() and done[0].seq == 1
+    assert commits(ledger) == [1, 2]
+
+
+def test_an_announced_append_that_is_pushed_back_withdraws_its_announcement(ledger):
+    ledger.bound_group_commit(max_queue=1, group_wait=0.01)
+    held = Held(ledger)
+    held.hold_first()
+    held.queue({"q": note("q")})
+    with ledger.coming():
+        try:
+            ledger.append("note", {"text": "pushed back"})
+        except Unavailable:
+            pass
+        else:
+            raise AssertionError("a second waiting append was accepted")
+    assert ledger._group._on_the_way == 0
+    results = held.finish()
+    assert all(not isinstance(r, BaseException) for r in results.values())
+
+
 def test_concurrent_appends_share_far_fewer_commits(ledger):
     ledger.bound_group_commit(group_wait=0.05)
     n = 32

@@ -20,7 +20,13 @@ Three bounds keep a burst from hurting anyone (docs/operations.md):
 
 - **latency**: a leader waits at most ``group_wait`` seconds (a few
   milliseconds) for its group to fill to ``max_group``, then closes it with
-  whatever came, so a lone append is never held back for company;
+  whatever came, so a lone append is never held back for company.  A caller
+  can say an append is on its way before it has one to hand in
+  (:meth:`GroupCommit.coming`: a server does so as a write request begins,
+  before parsing it); once anyone has, a leader closes its group as soon as
+  every announced append has joined or withdrawn, without waiting out
+  ``group_wait`` for appends that cannot come.  With a bounded number of
+  request threads that is what keeps a group's wait short;
 - **pushback**: at most ``max_queue`` appends wait at once; the next one is
   refused at once with :class:`~ledger.errors.Unavailable` (503 and
   ``Retry-After``) and writes nothing;
@@ -38,8 +44,8 @@ did.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Generic, Protocol, TypeVar
 
 from ..errors import LuodiError, Unavailable
@@ -95,6 +101,32 @@ class GroupCommit(Generic[W]):
         self._arrived = threading.Condition(self._mutex)  # a leader waits on it for its group to fill
         self._waiting: list[_Job] = []
         self._leading = False
+        self._announcing = False  # once anyone announces, announcements decide the groups' waits
+        self._on_the_way = 0  # announced appends that have not joined the queue (nor withdrawn) yet
+        self._mine = threading.local()  # this thread's announcement, until its append joins
+
+    @contextmanager
+    def coming(self) -> Iterator[None]:
+        """Announce that this thread is about to append (once) within the block.  A
+        leader then waits for it (at most ``group_wait``) rather than for a full group."""
+        with self._mutex:
+            self._announcing = True
+            self._on_the_way += 1
+        self._mine.pending = True
+        try:
+            yield
+        finally:
+            with self._mutex:
+                if self._mine.pending:  # it never appended (refused first, say): stop waiting for it
+                    self._mine.pending = False
+                    self._on_the_way -= 1
+                    self._arrived.notify()
+
+    def _complete(self) -> bool:
+        """Under the mutex: may a leader close its group now?"""
+        if len(self._waiting) >= self.max_group:
+            return True
+        return self._announcing and self._on_the_way == 0
 
     def run(self, open_writer: Callable[[], AbstractContextManager[W]], work: Callable[[W], T]) -> tuple[T, W]:
         """Run ``work(writer)`` in the next group commit; return its result and
@@ -111,6 +143,9 @@ class GroupCommit(Generic[W]):
                     retry_after=RETRY_AFTER,
                 )
             self._waiting.append(job)
+            if getattr(self._mine, "pending", False):
+                self._mine.pending = False
+                self._on_the_way -= 1
             lead = not self._leading
             self._leading = True
             self._arrived.notify()
@@ -135,9 +170,10 @@ class GroupCommit(Generic[W]):
 
     def _lead(self, open_writer: Callable[[], AbstractContextManager[W]]) -> None:
         with self._mutex:
-            if self.group_wait and len(self._waiting) < self.max_group:
-                # The group closes when full, or after group_wait, whatever has come by then.
-                self._arrived.wait_for(lambda: len(self._waiting) >= self.max_group, self.group_wait)
+            if self.group_wait:
+                # The group closes when full, or when no announced append is still on its way,
+                # or after group_wait, whatever has come by then.
+                self._arrived.wait_for(self._complete, self.group_wait)
             group = self._waiting[: self.max_group]
             del self._waiting[: len(group)]
         try:

@@ -139,6 +139,12 @@ class Ledger:
         :mod:`ledger.log.group_commit`); return its result and the committed writer."""
         return self._group.run(self.writer, work)
 
+    def coming(self) -> AbstractContextManager[None]:
+        """Announce an append this thread is about to make, so that a group being
+        formed waits for it rather than for a full group (see
+        :meth:`ledger.log.group_commit.GroupCommit.coming`)."""
+        return self._group.coming()
+
     def bound_group_commit(self, **bounds) -> None:
         """Set the group commit's bounds (``max_group``, ``max_queue``, ``max_wait``,
         ``group_wait``: see :class:`~ledger.log.group_commit.GroupCommit`); call it
