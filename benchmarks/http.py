@@ -133,28 +133,62 @@ def _env(**extra) -> dict:
     return env
 
 
+# Today's server with gunicorn's plain sync workers (one request at a time per process, the
+# model before issue 9), for the ping baseline of the worker-model target.
+SYNC_SERVER = (
+    "import sys; from api.server import Server; "
+    "Server(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), 1, {'worker_class': 'sync'}).run()"
+)
+
+
 class Server:
-    def __init__(self, instance: Path, workers: int, threads: int, scratch: Path):
+    """A server in its own process group, on a free port, started and waited for.
+
+    ``kind`` is ``luodi`` (``luodi serve``), ``sync`` (the same app under sync
+    workers) or ``crud`` (benchmarks/crud_app.py under gunicorn, 2 gthread workers)."""
+
+    def __init__(self, instance: Path, workers: int, threads: int, scratch: Path, kind: str = "luodi",
+                 extra_env: dict | None = None):
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
-        self.err = open(scratch / "serve.err", "wb")
-        runtime = scratch / "run"
+        self.kind = kind
+        self.err = open(scratch / f"serve-{kind}-{self.port}.err", "wb")
+        runtime = scratch / f"run-{self.port}"
         runtime.mkdir()
+        env = _env(LUODI_RATELIMIT_ENABLED="false", XDG_RUNTIME_DIR=str(runtime))
+        if kind != "crud":
+            env.update(extra_env or {})
+        if kind == "luodi":
+            cmd = [LUODI, "serve", "--instance", str(instance), "--host", HOST, "--port", str(self.port),
+                   "--workers", str(workers), "--threads", str(threads)]
+            ready = "/v1/checkpoint"
+        elif kind == "sync":
+            env["LUODI_WORKERS"] = str(workers)
+            cmd = [sys.executable, "-c", SYNC_SERVER, str(instance), HOST, str(self.port), str(workers)]
+            ready = "/v1/checkpoint"
+        else:
+            env["CRUD_DB"] = str(scratch / f"crud-{self.port}.sqlite")
+            shutil.copy(Path(_HERE) / "crud_app.py", runtime / "crud_app.py")
+            cmd = [str(Path(sys.executable).parent / "gunicorn"), "-w", str(workers), "-k", "gthread",
+                   "--threads", str(threads), "-b", f"{HOST}:{self.port}", "--chdir", str(runtime), "crud_app:create_app()"]
+            ready = "/ping"
         self.proc = subprocess.Popen(
-            [LUODI, "serve", "--instance", str(instance), "--host", HOST, "--port", str(self.port),
-             "--workers", str(workers), "--threads", str(threads)],
-            stdout=subprocess.DEVNULL, stderr=self.err, stdin=subprocess.DEVNULL, start_new_session=True,
-            env=_env(LUODI_RATELIMIT_ENABLED="false", XDG_RUNTIME_DIR=str(runtime)),
+            cmd, stdout=subprocess.DEVNULL, stderr=self.err, stdin=subprocess.DEVNULL, start_new_session=True, env=env,
+            cwd=runtime,  # not this folder, whose http.py would hide the standard library's http
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and self.proc.poll() is None:
             try:
-                if get(self.port, "/v1/checkpoint")[0] == 200:
+                if get(self.port, ready)[0] == 200:
                     return
             except OSError:
                 time.sleep(0.1)
         self.stop()
-        raise SystemExit(f"luodi serve did not start:\n{Path(self.err.name).read_text()}")
+        raise SystemExit(f"{kind} server did not start:\n{Path(self.err.name).read_text()}")
+
+    def rss_mib(self) -> float:
+        """Resident memory of the server's processes (arbiter and workers), in MiB."""
+        return group_rss_kib(self.proc.pid) / 1024
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -181,6 +215,22 @@ def group_cpu_seconds(pgid: int) -> float:
         if int(fields[2]) == pgid:  # field 5, pgrp; utime and stime are fields 14 and 15
             total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def group_rss_kib(pgid: int) -> int:
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[2]) != pgid:
+                    continue
+            with open(f"/proc/{pid}/status") as f:
+                total += next(int(x.split()[1]) for x in f if x.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            continue
+    return total
 
 
 def children_cpu_seconds() -> float:
@@ -222,7 +272,11 @@ bad = 0
 counter = 0
 function init(args)
   run, token, path = args[1], args[2], args[3]
+  pause = tonumber(args[4] or "0")  -- ms between a connection's requests (the soak's pacing)
   math.randomseed(tid * 7919 + counter)
+end
+function delay()
+  return pause
 end
 function request()
   counter = counter + 1
@@ -342,25 +396,114 @@ def python_load(port: int, kind: str, arg, seconds: float, connections: int, max
 
 # -- the run ------------------------------------------------------------------------------------
 
+NAMES = {
+    "ping": "ping (GET /v1/ping)",
+    "post": "donation POST (durable 201)",
+    "get": "receipt GET (random gift)",
+    "sync-ping": "ping, sync workers (before)",
+    "crud-post": "baseline: CRUD app POST",
+}
+# phase: (its baseline, the target ratio to it)
+TARGETS = {"post": ("crud-post", 1.2), "get": ("ping", 0.6), "ping": ("sync-ping", 0.9)}
+P99_MAX_MS = 100.0  # the single POST's p99 bound
+
+
+def commits_and_size(db: Path) -> tuple[int, int]:
+    """Checkpoints (one per commit) and entries in the log, read beside the running server."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        cps = conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0]
+        size = conn.execute("SELECT coalesce(max(seq) + 1, 0) FROM entries").fetchone()[0]
+        return cps, size
+    finally:
+        conn.close()
+
+
+class Bench:
+    def __init__(self, args, scratch: Path, token: str, paths_file: Path, receipts: list[str], db: Path):
+        self.args, self.scratch, self.token, self.db = args, scratch, token, db
+        self.paths_file, self.receipts = paths_file, receipts
+        self.connections = args.connections
+        self.run_id = f"bench-{int(time.time()) & 0xFFFFFF:06x}"
+        self.warm = min(2.0, max(1.0, args.seconds / 5))
+        self.results: dict[str, dict] = {}
+
+    def load(self, server: Server, kind: str, seconds: float, label: str, pause_ms: float = 0) -> dict:
+        run = f"{self.run_id}-{server.kind}-{label}"  # every POST carries a new Idempotency-Key
+        post_path = f"/v1/projects/{PROJECT}/donations" if server.kind != "crud" else f"/projects/{PROJECT}/donations"
+        if self.args.loadgen == "wrk":
+            lua, extra = {"ping": (LUA_PING, []), "post": (LUA_POST, [run, self.token, post_path, f"{pause_ms:.3f}"]),
+                          "get": (LUA_GET, [str(self.paths_file)])}[kind]
+            path = {"ping": "/v1/ping" if server.kind != "crud" else "/ping"}.get(kind, "/")
+            return wrk(server.url + path, lua, self.scratch, seconds, self.connections, extra)
+        if pause_ms:
+            raise SystemExit("the soak needs wrk")
+        arg = {"ping": None, "post": (run, self.token, post_path), "get": self.receipts}[kind]
+        return python_load(server.port, kind, arg, seconds, self.connections, self.args.max_requests)
+
+    def phase(self, server: Server, kind: str, name: str) -> None:
+        self.load(server, kind, self.warm, "w" + name)  # warm up: first requests open the database
+        server0, load0 = group_cpu_seconds(server.proc.pid), children_cpu_seconds()
+        before = commits_and_size(self.db) if server.kind == "luodi" else None
+        result = self.load(server, kind, self.args.seconds, name)
+        result["server_cpu"] = group_cpu_seconds(server.proc.pid) - server0
+        result["load_cpu"] = children_cpu_seconds() - load0
+        if before is not None:
+            after = commits_and_size(self.db)
+            result["commits"], result["appended"] = after[0] - before[0], after[1] - before[1]
+        self.results[name] = result
+
+    def soak(self, server: Server, seconds: float, rate: float, window: float = 30.0) -> list[dict]:
+        """POSTs at ``rate`` for ``seconds``, in windows: each window's rate, latency,
+        errors and the server's memory after it."""
+        cycle = 1000 * self.connections / rate  # ms between one connection's requests at that rate
+        pause = max(0.0, cycle - self.results["post"]["p50_ms"])  # less the time a request takes
+        windows, done = [], 0.0
+        while done < seconds:
+            length = min(window, seconds - done)
+            cpu0 = group_cpu_seconds(server.proc.pid)
+            if windows:  # wrk closes its loop: pace the next window by what the last one took
+                last = windows[-1]
+                took = 1000 * self.connections * last["seconds"] / max(1, last["requests"]) - pause
+                pause = max(0.0, cycle - took)
+            r = self.load(server, "post", length, f"soak{len(windows)}", pause_ms=pause)
+            r["server_cpu"] = group_cpu_seconds(server.proc.pid) - cpu0
+            r["rss_mib"] = server.rss_mib()
+            windows.append(r)
+            done += length
+        return windows
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--entries", type=int, default=1_000_000, help="donations in the ledger (default 1000000)")
     ap.add_argument("--seconds", type=float, default=10.0, help="measured seconds per phase")
-    ap.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    ap.add_argument("--threads", type=int, default=8, help="threads per worker (luodi serve's default: 8)")
-    ap.add_argument("--connections", type=int, default=0, help="concurrent connections (default 2 x workers)")
+    ap.add_argument("--workers", type=int, default=2, help="gunicorn workers (every server)")
+    ap.add_argument("--threads", type=int, default=8, help="threads per worker (luodi serve's and the CRUD app's)")
+    ap.add_argument("--connections", type=int, default=64, help="concurrent connections (default 64)")
     ap.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     ap.add_argument("--max-requests", type=int, default=200_000, help="cap per phase for the Python load generator")
     ap.add_argument("--receipts", type=int, default=10_000, help="random donations whose receipts are asked")
+    ap.add_argument("--phases", default="ping,post,get,sync-ping,crud-post",
+                    help="which phases, comma-separated (default all): " + ", ".join(NAMES))
+    ap.add_argument("--soak", type=float, default=0.0, help="then POST for this many seconds at --soak-load of the peak")
+    ap.add_argument("--soak-load", type=float, default=0.8, help="the soak's rate as a fraction of the POST peak")
+    ap.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="environment of Luodi's servers, e.g. LUODI_GROUP_WAIT_MS=0 (repeatable)")
     args = ap.parse_args()
-    connections = args.connections or 2 * args.workers
-    loadgen = args.loadgen
-    if loadgen == "auto":
-        loadgen = "wrk" if shutil.which("wrk") else "python"
-    elif loadgen == "wrk" and not shutil.which("wrk"):
+    if args.loadgen == "auto":
+        args.loadgen = "wrk" if shutil.which("wrk") else "python"
+    elif args.loadgen == "wrk" and not shutil.which("wrk"):
         raise SystemExit("wrk is not installed")
+    phases = [p for p in args.phases.split(",") if p]
+    if unknown := set(phases) - set(NAMES):
+        raise SystemExit(f"unknown phases: {', '.join(sorted(unknown))}")
+    if args.soak and "post" not in phases:
+        raise SystemExit("the soak runs at a fraction of the POST phase's rate: include the post phase")
 
+    extra_env = dict(kv.split("=", 1) for kv in args.server_env)
     source = cached_instance(args.entries)
     with workdir() as scratch:
         instance = scratch / "instance"
@@ -376,67 +519,66 @@ def main() -> None:
         books.stores.close()
         paths_file = scratch / "receipts.txt"
         paths_file.write_text("\n".join(receipts) + "\n")
-        run_id = f"bench-{int(time.time()) & 0xFFFFFF:06x}"
-        post_path = f"/v1/projects/{PROJECT}/donations"
+        bench = Bench(args, scratch, token, paths_file, receipts, instance / DB_NAME)
+        soak: list[dict] = []
+        log_size = size_before
+        for kind, mine in (("luodi", ("ping", "post", "get")), ("sync", ("sync-ping",)), ("crud", ("crud-post",))):
+            todo = [p for p in mine if p in phases]
+            if not todo and not (kind == "luodi" and args.soak):
+                continue
+            server = Server(instance, args.workers, args.threads, scratch, kind, extra_env)
+            try:
+                for name in todo:
+                    bench.phase(server, name.split("-")[-1], name)
+                if kind == "luodi":
+                    log_size = commits_and_size(bench.db)[1]
+            finally:
+                server.stop()
+        if args.soak:
+            server = Server(instance, args.workers, args.threads, scratch, "luodi", extra_env)
+            try:
+                soak = bench.soak(server, args.soak, args.soak_load * bench.results["post"]["requests"]
+                                  / bench.results["post"]["seconds"])
+            finally:
+                server.stop()
+    report(args, bench.results, soak, size_before, log_size)
 
-        server = Server(instance, args.workers, args.threads, scratch)
-        try:
-            warm = min(2.0, max(1.0, args.seconds / 5))
 
-            def phase(kind: str, seconds: float, label: str) -> dict:
-                server0, load0 = group_cpu_seconds(server.proc.pid), children_cpu_seconds()
-                result = load(kind, seconds, label)
-                result["server_cpu"] = group_cpu_seconds(server.proc.pid) - server0
-                result["load_cpu"] = children_cpu_seconds() - load0
-                return result
-
-            def load(kind: str, seconds: float, label: str) -> dict:
-                run = f"{run_id}-{label}"  # every POST carries a new Idempotency-Key
-                if loadgen == "wrk":
-                    lua, extra = {"ping": (LUA_PING, []), "post": (LUA_POST, [run, token, post_path]),
-                                  "get": (LUA_GET, [str(paths_file)])}[kind]
-                    path = "/v1/ping" if kind == "ping" else "/"
-                    return wrk(server.url + path, lua, scratch, seconds, connections, extra)
-                arg = {"ping": None, "post": (run, token, post_path), "get": receipts}[kind]
-                return python_load(server.port, kind, arg, seconds, connections, args.max_requests)
-
-            results = {}
-            for kind in ("ping", "post", "get"):
-                phase(kind, warm, "w")  # warm up: first requests open the database in each worker
-                results[kind] = phase(kind, args.seconds, "m")
-            cp = get(server.port, "/v1/checkpoint")[1].decode().split("\n")
-        finally:
-            server.stop()
-        log_size = int(cp[1])
-
+def report(args, results: dict, soak: list[dict], size_before: int, log_size: int) -> None:
     rates = {k: r["requests"] / r["seconds"] for k, r in results.items()}
-    gen = f"wrk, {min(connections, os.cpu_count() or 1)} threads" if loadgen == "wrk" else "Python processes"
+    gen = f"wrk, {min(args.connections, os.cpu_count() or 1)} threads" if args.loadgen == "wrk" else "Python processes"
     print(f"# HTTP at {args.entries:,} donations ({size_before:,} entries): luodi serve, gunicorn {args.workers} "
-          f"workers x {args.threads} threads (api/worker.py) "
-          f"on {HOST}; load from {gen}, {connections} connections; {args.seconds:g} s per phase, "
-          f"after a {warm:g} s warm-up each; {os.cpu_count()} cores shared by server and load")
-    print("# targets: donation POSTs >= 50% of the ping rate; receipt GETs >= 60% of the ping rate")
-    row("phase", "requests", "rate", "vs ping", "target", "p50", "p99", "server CPU/req", "load CPU/req",
-        "non-2xx/errors")
-    names = {"ping": "ping (GET /v1/ping)", "post": "donation POST (durable 201)", "get": "receipt GET (random gift)"}
-    targets = {"ping": None, "post": 0.50, "get": 0.60}
-    for kind in ("ping", "post", "get"):
-        r, rate, target = results[kind], rates[kind], targets[kind]
-        ratio = rate / rates["ping"] if rates["ping"] else 0.0
-        row(
-            names[kind],
-            f"{r['requests']:,}",
-            f"{rate:,.0f}/s",
-            "-" if target is None else f"{ratio:.0%}",
-            "-" if target is None else f">= {target:.0%} ({'met' if ratio >= target else 'NOT met'})",
-            f"{r['p50_ms']:.2f} ms",
-            f"{r['p99_ms']:.2f} ms",
-            f"{1e6 * r['server_cpu'] / max(1, r['requests']):.0f} us",
-            f"{1e6 * r['load_cpu'] / max(1, r['requests']):.0f} us",
-            f"{r['errors'] + r['unexpected']:,}",
-        )
-    posted = log_size - size_before
-    print(f"# the log grew by {posted:,} entries during the run (warm-ups included), to {log_size:,}")
+          f"workers x {args.threads} threads (api/worker.py) on {HOST}; load from {gen}, {args.connections} "
+          f"connections; {args.seconds:g} s per phase after a warm-up; {os.cpu_count()} cores shared by server "
+          "and load")
+    print("# targets: POST >= 1.2x the CRUD app (1.5x excellent) with p99 <= 100 ms; receipt GET >= 0.6x ping; "
+          "ping >= 0.9x the sync workers' ping")
+    row("phase", "requests", "rate", "vs baseline", "target", "p50", "p99", "server CPU/req", "load CPU/req",
+        "non-2xx/errors", "commits (avg group)")
+    for name, r in results.items():
+        rate = rates[name]
+        base, want = TARGETS.get(name, (None, None))
+        if base in rates and rates[base]:
+            ratio = rate / rates[base]
+            met = ratio >= want and (name != "post" or r["p99_ms"] <= P99_MAX_MS)
+            vs, target = f"{ratio:.2f}x {base}", f">= {want:g}x ({'met' if met else 'NOT met'})"
+        else:
+            vs = target = "-"
+        commits = f"{r['commits']:,} ({r['appended'] / r['commits']:.1f})" if r.get("commits") else "-"
+        row(NAMES[name], f"{r['requests']:,}", f"{rate:,.0f}/s", vs, target, f"{r['p50_ms']:.2f} ms",
+            f"{r['p99_ms']:.2f} ms", f"{1e6 * r['server_cpu'] / max(1, r['requests']):.0f} us",
+            f"{1e6 * r['load_cpu'] / max(1, r['requests']):.0f} us", f"{r['errors'] + r['unexpected']:,}", commits)
+    if soak:
+        total = sum(w["requests"] for w in soak)
+        bad = sum(w["errors"] + w["unexpected"] for w in soak)
+        print(f"# soak: {sum(w['seconds'] for w in soak):.0f} s of POSTs at {args.soak_load:.0%} of the peak "
+              f"({args.soak_load * rates['post']:,.0f}/s asked): {total:,} requests, {bad:,} errors")
+        row("window", "rate", "p50", "p99", "server CPU/req", "server RSS", "errors")
+        for n, w in enumerate(soak):
+            row(str(n + 1), f"{w['requests'] / w['seconds']:,.0f}/s", f"{w['p50_ms']:.2f} ms",
+                f"{w['p99_ms']:.2f} ms", f"{1e6 * w['server_cpu'] / max(1, w['requests']):.0f} us",
+                f"{w['rss_mib']:.0f} MiB", f"{w['errors'] + w['unexpected']:,}")
+    print(f"# the log grew by {log_size - size_before:,} entries in the timed server's phases (warm-ups included)")
 
 
 if __name__ == "__main__":
