@@ -15,7 +15,7 @@ from .auth import SECURITY, guard, needs
 from .bodies import Blueprint, body_limit
 from .problems import describe_errors
 from .state import charity_ledger
-from .views import item, receipt
+from .views import item, receipt, rendered
 
 blp = Blueprint("writes", __name__, url_prefix="/v1", description="Append to the log: each call is one entry.")
 blp.before_request(guard)
@@ -64,7 +64,7 @@ def donate(headers, body, project_id):
     done = books.record_donation(project_id, intake_key=headers["idempotency_key"], **body)
     answer = receipt(done.receipt)
     answer["salt"] = done.salt
-    return answer, 200 if done.replayed else 201
+    return rendered(answer, 200 if done.replayed else 201)
 
 
 @blp.post("/projects/<id:project_id>/donations/batch")
@@ -101,7 +101,7 @@ def donate_batch(body, project_id):
             answer["salt"] = done.salt
             answer["status"] = 200 if done.replayed else 201
             results[n] = answer
-    return {"results": results}
+    return rendered({"results": results})
 
 
 _ITEM = s.BatchItemIn()
