@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import Response, current_app, request
+from flask import Response, request
 
 from ledger.charity.money import format_amount
 from ledger.charity.receipts import Proven, Receipt
@@ -27,16 +27,6 @@ def immutable(resp: Response) -> Response:
     resp.set_etag(hashlib.sha256(resp.get_data()).hexdigest())
     resp.headers["Cache-Control"] = IMMUTABLE
     return resp.make_conditional(request)
-
-
-def rendered(body: dict, status: int = 200) -> Response:
-    """Trusted output, built here in its schema's shape, sent as flask-smorest would
-    send it (``jsonify`` of the schema's dump) without marshmallow dumping it again.
-    The schema stays on the route (``@blp.response``) for the contract; the tests
-    hold the two answers byte for byte equal (tests/test_rendering.py)."""
-    resp = current_app.json.response(body)
-    resp.status_code = status
-    return resp
 
 
 def proven(p: Proven) -> dict:
