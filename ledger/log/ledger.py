@@ -51,7 +51,8 @@ FOLD_CACHE_MAX = 4096
 # charity's registration) are proved again and again.
 UPPER_CACHE_MAX = 1 << 14
 LOWER_CACHE_MAX = 4096
-# Entries asked by seq again and again (those same entries), kept whole.
+# Entries read by seq, kept whole (bounded): every receipt of a project reads the
+# same few (its opening, its charity's registration).
 ENTRY_CACHE_MAX = 1024
 # A writer whose last commit is at most this many entries behind the log
 # extends its own frontier by the new leaves instead of reading the peaks back.
