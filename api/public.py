@@ -11,7 +11,8 @@ from . import schemas as s
 from .bodies import Blueprint
 from .contract import SEQ
 from .state import charity_ledger, ledger
-from .views import hexes, immutable, item, project, receipt
+from .render import send_receipt
+from .views import hexes, immutable, item, project
 
 blp = Blueprint("public", __name__, url_prefix="/v1", description="Read the log and check it: no token needed.")
 
@@ -81,7 +82,7 @@ def consistency(args):
 def get_receipt(leaf_hash):
     """Everything a donor needs to verify a gift offline: the entry, its proof, the
     checkpoint and log key, and each disbursement that spent it with its own proof."""
-    return receipt(charity_ledger().receipt(leaf_hash))
+    return send_receipt(charity_ledger().receipt(leaf_hash))
 
 
 @blp.get("/receipts/<hash:leaf_hash>.tlog-proof")

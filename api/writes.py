@@ -14,8 +14,9 @@ from . import schemas as s
 from .auth import SECURITY, guard, needs
 from .bodies import Blueprint, body_limit
 from .problems import describe_errors
+from .render import Answer, send_receipt, send_results
 from .state import announce_append, append_done, charity_ledger
-from .views import item, receipt
+from .views import item
 
 blp = Blueprint("writes", __name__, url_prefix="/v1", description="Append to the log: each call is one entry.")
 blp.before_request(announce_append)  # first, so that a group commit waits for it while it is parsed
@@ -64,9 +65,7 @@ def donate(headers, body, project_id):
     books = charity_ledger()
     require(g.grant, "intake", books.charity_of(project_id))
     done = books.record_donation(project_id, intake_key=headers["idempotency_key"], **body)
-    answer = receipt(done.receipt)
-    answer["salt"] = done.salt
-    return answer, 200 if done.replayed else 201
+    return send_receipt(done.receipt, 200 if done.replayed else 201, salt=done.salt)
 
 
 @blp.post("/projects/<id:project_id>/donations/batch")
@@ -99,11 +98,8 @@ def donate_batch(body, project_id):
         if isinstance(done, LuodiError):
             results[n] = done.problem()
         else:
-            answer = receipt(done.receipt)
-            answer["salt"] = done.salt
-            answer["status"] = 200 if done.replayed else 201
-            results[n] = answer
-    return {"results": results}
+            results[n] = Answer(done.receipt, {"salt": done.salt, "status": 200 if done.replayed else 201})
+    return send_results(results)
 
 
 _ITEM = s.BatchItemIn()

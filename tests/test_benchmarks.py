@@ -20,6 +20,7 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
         ("proofs.py", ["--sizes", "200,400", "--proofs", "300"], ["200 |", "400 |"]),
         ("verify.py", ["--sizes", "200,400"], ["200 |", "400 |"]),
         ("audit.py", ["--entries", "300", "--receipts", "20"], ["| local --db", "| remote --url"]),
+        ("receipt_cpu.py", ["--entries", "300", "--requests", "50", "--receipts", "20"], ["ping (GET", "receipt GET"]),
     ],
 )
 def test_benchmark_script_runs_and_prints_its_table(tmp_path, script, args, rows):

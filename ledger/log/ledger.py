@@ -23,7 +23,16 @@ from .entry import Entry, body_bytes, load_entry, parse_entry, receipt_bytes
 from .group_commit import GroupCommit
 from .hook import AppendHook
 from .kinds import Registry
-from .merkle import Frontier, assemble, consistency_plan, inclusion_plan, perfect_nodes, plan_nodes, range_root
+from .merkle import (
+    Frontier,
+    assemble,
+    consistency_plan,
+    inclusion_plan,
+    lower_plan,
+    perfect_nodes,
+    plan_nodes,
+    range_root,
+)
 from .note import Signer, Verifier
 from .store import LogStore, LogTxn
 from .writer import Writer
@@ -34,6 +43,17 @@ MAX_BATCH = 100_000
 CACHE_MIN_LEVEL = 6
 CACHE_MAX_NODES = 1 << 17
 FOLD_CACHE_MAX = 4096
+# An inclusion proof of a leaf whose block of 2**CACHE_MIN_LEVEL leaves is complete
+# splits in two: its lowest CACHE_MIN_LEVEL hashes (the siblings inside the block)
+# depend on the leaf alone, the rest on the block and the tree size alone.  Both
+# halves are kept, bounded: the upper half of every block is shared by all its
+# leaves, and the entries every receipt of a project carries (its opening, its
+# charity's registration) are proved again and again.
+UPPER_CACHE_MAX = 1 << 14
+LOWER_CACHE_MAX = 4096
+# Entries read by seq, kept whole (bounded): every receipt of a project reads the
+# same few (its opening, its charity's registration).
+ENTRY_CACHE_MAX = 1024
 # A writer whose last commit is at most this many entries behind the log
 # extends its own frontier by the new leaves instead of reading the peaks back.
 FRONTIER_CATCH_UP = 4096
@@ -62,6 +82,9 @@ class Ledger:
         self._group = GroupCommit()
         self._frontier_cache: tuple[int, list[bytes]] | None = None
         self._fold_cache: dict[tuple, bytes] = {}
+        self._upper_cache: dict[tuple[int, int], list[bytes]] = {}
+        self._lower_cache: dict[int, list[bytes]] = {}
+        self._entry_cache: dict[int, Entry] = {}
 
     # -- identity ------------------------------------------------------------
 
@@ -196,8 +219,24 @@ class Ledger:
     def entry(self, seq: int) -> Entry:
         """A stored entry, as stored.  Reads trust the rules checked when it was
         appended; re-checking them is :func:`ledger.log.verify.verify_log`'s job, and
-        whoever reads it can re-hash the canonical bytes themselves."""
-        data = self.store.entry_bytes(seq) if isinstance(seq, int) and 0 <= seq <= INT_MAX else None
+        whoever reads it can re-hash the canonical bytes themselves.
+
+        An entry never changes once committed, so the last few read are kept
+        (bounded): the same object may be handed to several callers, who must
+        not change its body."""
+        if not isinstance(seq, int) or not 0 <= seq <= INT_MAX:
+            raise NotFound(f"no entry with seq {seq}")
+        cache = self._entry_cache
+        found = cache.get(seq)
+        if found is None:
+            found = self._read_entry(seq)
+            if len(cache) >= ENTRY_CACHE_MAX:
+                cache = self._entry_cache = {}
+            cache[seq] = found
+        return found
+
+    def _read_entry(self, seq: int) -> Entry:
+        data = self.store.entry_bytes(seq)
         if data is None:
             raise NotFound(f"no entry with seq {seq}")
         return load_entry(data)
@@ -217,7 +256,8 @@ class Ledger:
         next page starts at (None after the last entry)."""
         with self.snapshot():
             size = self.size()
-            entries = [self.entry(seq) for seq in range(start, min(size, start + limit))]
+            # read past the entry cache: a page would only push out the entries asked again and again
+            entries = [self._read_entry(seq) for seq in range(start, min(size, start + limit))]
         end = start + len(entries)
         return entries, (end if end < size else None)
 
@@ -311,10 +351,36 @@ class Ledger:
         return self.latest_checkpoint_note()[1]
 
     def inclusion_proof(self, seq: int, size: int | None = None) -> list[bytes]:
+        """RFC 9162 PATH(seq, D[size]), from its two halves (see ``UPPER_CACHE_MAX``)
+        when they are kept; one storage query at most."""
         size = self._tree_size(size)
         if not isinstance(seq, int) or not 0 <= seq < size:
             raise NotFound(f"seq {seq} is not in a tree of size {size}")
-        return self._assemble(inclusion_plan(seq, size))
+        block = seq >> CACHE_MIN_LEVEL
+        if (block + 1) << CACHE_MIN_LEVEL > size:  # the last, incomplete block
+            return self._assemble(inclusion_plan(seq, size))
+        upper = self._upper_cache.get((block, size))
+        lower = self._lower_cache.get(seq)
+        if upper is None:
+            plan = inclusion_plan(seq, size)
+            if lower is None:
+                proof = self._assemble(plan)
+                lower, upper = proof[:CACHE_MIN_LEVEL], proof[CACHE_MIN_LEVEL:]
+                self._keep_lower(seq, lower)
+            else:
+                upper = self._assemble(plan[CACHE_MIN_LEVEL:])
+            if len(self._upper_cache) >= UPPER_CACHE_MAX:
+                self._upper_cache = {}
+            self._upper_cache[(block, size)] = upper
+        elif lower is None:
+            lower = self._keep_lower(seq, self._assemble(lower_plan(seq, CACHE_MIN_LEVEL)))
+        return lower + upper
+
+    def _keep_lower(self, seq: int, lower: list[bytes]) -> list[bytes]:
+        if len(self._lower_cache) >= LOWER_CACHE_MAX:
+            self._lower_cache = {}
+        self._lower_cache[seq] = lower
+        return lower
 
     def consistency_proof(self, size1: int, size2: int | None = None) -> list[bytes]:
         size2 = self._tree_size(size2)

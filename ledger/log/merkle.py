@@ -169,6 +169,13 @@ def inclusion_plan(index: int, size: int) -> list[list[Node]]:
     return plan
 
 
+def lower_plan(index: int, levels: int) -> list[list[Node]]:
+    """The first ``levels`` ranges of :func:`inclusion_plan` when leaf ``index``'s
+    block of ``2**levels`` leaves lies wholly inside the tree: the siblings of its
+    path inside that block, bottom up, whatever the tree size."""
+    return [[(level, (index >> level) ^ 1)] for level in range(levels)]
+
+
 def consistency_plan(size1: int, size2: int) -> list[list[Node]]:
     """PROOF(size1, D[size2]) of RFC 9162 §2.1.4.1 as ranges of perfect nodes."""
     if not 0 < size1 <= size2:

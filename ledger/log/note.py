@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -97,6 +98,10 @@ class Verifier:
         return v
 
     def to_string(self) -> str:
+        return self._string
+
+    @cached_property
+    def _string(self) -> str:  # every receipt names the log key: worked out once
         return f"{self.name}+{self.key_id.hex()}+{_b64(bytes([ALG_ED25519]) + self.public_key)}"
 
     def verify(self, text: bytes, signature: bytes) -> bool:
