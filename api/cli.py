@@ -173,7 +173,11 @@ def checkpoint(instance):
     "--read-only", is_flag=True, envvar="LUODI_READ_ONLY",
     help="Serve reads only, without the log key: every write is answered 503.",
 )
-def serve(instance, host, port, workers, threads, demo, lock_timeout, read_only):
+@click.option(
+    "--access-log", is_flag=True, envvar="LUODI_ACCESS_LOG",
+    help="Write a line per request to standard output (off by default: a front proxy keeps one).",
+)
+def serve(instance, host, port, workers, threads, demo, lock_timeout, read_only, access_log):
     """Serve the HTTP API with gunicorn."""
     import os
 
@@ -202,7 +206,7 @@ def serve(instance, host, port, workers, threads, demo, lock_timeout, read_only)
         os.environ["LUODI_READ_ONLY"] = "true"
     mode = " read-only" if read_only else ""
     click.echo(f"serving {instance}{mode} on http://{host}:{port}/ (API explorer at /docs)")
-    Server(str(Path(instance).resolve()), host, port, workers, threads).run()
+    Server(str(Path(instance).resolve()), host, port, workers, threads, access_log=access_log).run()
 
 
 @main.group()

@@ -9,7 +9,10 @@ from .worker import LuodiWorker
 
 
 class Server(BaseApplication):
-    def __init__(self, instance: str, host: str, port: int, workers: int, threads: int = 8, extra: dict | None = None):
+    def __init__(
+        self, instance: str, host: str, port: int, workers: int, threads: int = 8, extra: dict | None = None,
+        *, access_log: bool = False,
+    ):
         self.instance = instance
         self.options = {
             "bind": f"{host}:{port}",
@@ -20,7 +23,10 @@ class Server(BaseApplication):
             # answer (api/worker.py): this stops a request that hangs, not one that streams.
             "timeout": 60,
             "keepalive": 5,
-            "accesslog": "-",
+            # One line per request on stdout, only when asked: formatting it costs a ping about
+            # an eighth of its CPU (docs/performance.md), and the front proxy that
+            # docs/operations.md recommends keeps an access log with each request's id anyway.
+            "accesslog": "-" if access_log else None,
             # No shared control socket: several servers (tests, instances) may run side by side.
             "control_socket_disable": True,
             **(extra or {}),
