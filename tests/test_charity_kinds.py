@@ -8,6 +8,7 @@ show that a static refusal writes nothing.
 from __future__ import annotations
 
 import ast
+import collections
 import copy
 import hashlib
 import subprocess
@@ -562,6 +563,15 @@ def test_true_is_not_one_in_postings(kind):
     assert body["postings"][1]["amount"] == 1
     body["postings"][1]["amount"] = True
     refused(kind, body, r"^\$\.postings: must be exactly")
+
+
+@pytest.mark.parametrize("kind", MONEY_KINDS)
+def test_postings_equal_as_json_text_pass_the_postings_rule(kind):
+    """The rule compares the postings as JSON text: a mapping type the encoder writes
+    the same way passes it, and the canonical check that follows names the type."""
+    body = valid(kind)
+    body["postings"] = [collections.OrderedDict(p) for p in body["postings"]]
+    refused(kind, body, r"^\$\.postings\[0\]: OrderedDict is not a JSON value")
 
 
 @pytest.mark.parametrize("kind", MONEY_KINDS)
