@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 import pytest
+import rfc8785
 from conftest import REGISTRY
 from factories import alias_key, charity_signers, sign_all, vkeys, writes_nothing
 from hypothesis import given, settings
@@ -25,7 +26,10 @@ from ledger.charity.kinds import (
     CHANNELS,
     MAX_EVIDENCE,
     MAX_KEYS,
+    ID_PATTERN,
     MAX_LINES,
+    TOKEN_PATTERN,
+    donation_bytes,
     postings_for,
 )
 from ledger.charity.money import CURRENCIES, MAX_MINOR
@@ -655,3 +659,47 @@ def test_static_refusal_through_the_ledger_writes_nothing(ledger, kind, mutate):
     # and a refused entry in a batch takes the good entries with it
     with writes_nothing(ledger), pytest.raises(InvalidEntry, match="entry 1 of the batch"):
         ledger.append_batch([("note", {"text": "fine"}), (kind, body)])
+
+
+# -- a donation's canonical bytes, written directly ---------------------------------------
+
+
+@st.composite
+def donation_bodies(draw) -> dict:
+    body = {
+        "project": draw(st.from_regex(ID_PATTERN, fullmatch=True)),
+        "amount": draw(st.integers(1, MAX_MINOR)),
+        "currency": draw(st.sampled_from(sorted(CURRENCIES))),
+        "channel": draw(st.sampled_from(CHANNELS)),
+        "payment_ref_hash": draw(st.binary(min_size=32, max_size=32)).hex(),
+        "donor_commitment": draw(st.binary(min_size=32, max_size=32)).hex(),
+        "value_date": draw(st.dates()).isoformat(),
+        "intake_key": draw(st.from_regex(TOKEN_PATTERN, fullmatch=True)),
+    }
+    body["postings"] = postings_for("donation", body)
+    return body
+
+
+@settings(max_examples=500, deadline=None)
+@given(donation_bodies())
+def test_donation_bytes_are_the_canonical_bytes(body):
+    assert body_bytes("donation", body, REGISTRY) == canonical_bytes(body)  # the kind accepts it
+    assert donation_bytes(body) == canonical_bytes(body) == rfc8785.dumps(body)
+
+
+class _Channel(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda b: b.update(channel=_Channel(b["channel"])),
+        lambda b: b.update(postings=[collections.OrderedDict(p) for p in b["postings"]]),
+    ],
+    ids=["str subclass", "dict subclass"],
+)
+def test_donation_bytes_leave_subtypes_to_the_canonical_check(tamper):
+    body = valid("donation")
+    tamper(body)
+    assert donation_bytes(body) is None

@@ -3,7 +3,7 @@ with the Merkle nodes they complete and one new signed checkpoint."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from ..errors import InvalidEntry, LogCorrupted, LuodiError, NotFound
@@ -15,13 +15,12 @@ from .hook import AppendHook, OpenHook
 from .kinds import Registry
 from .merkle import (
     Frontier,
-    assemble,
     completing_leaf,
+    fold,
     inclusion_plan,
     pack_nodes,
     packed_node,
     perfect_nodes,
-    plan_nodes,
 )
 from .note import Signer
 from .store import LogTxn, Row
@@ -107,6 +106,26 @@ class Writer:
         self.prev = entry.receipt
         return entry
 
+    def append_many_checked(self, items: list[tuple[str, dict, bytes]]) -> list[Entry]:
+        """:meth:`append_checked` of many ``(kind, body, canonical body)``, sealed in
+        order and handed to the hook together (:meth:`OpenHook.apply_batch`): if it
+        refuses them, none is staged."""
+        seq, prev, time = self.frontier.size, self.prev, self.time
+        entries = []
+        for kind, body, data in items:
+            entry = seal(seq, prev, time, kind, body, data)
+            entries.append(entry)
+            prev = entry.receipt
+            seq += 1
+        if self.hook is not None and entries:
+            self.hook.apply_batch(entries)
+        rows, frontier = self._rows, self.frontier
+        for entry in entries:
+            rows.append((entry.seq, entry.leaf_hash, pack_nodes(frontier.append(entry.leaf_hash)), entry.canonical))
+        self.entries.extend(entries)
+        self.prev = prev
+        return entries
+
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         """An exception inside the block undoes what it appended (rows, hook and
@@ -130,21 +149,40 @@ class Writer:
         it commits, from memory.  Every node such a proof needs is either one
         of the peaks the writer started from (a left sibling whose parent spans
         the start) or a node completed by this writer's own appends."""
+        return self.proofs([seq])[0]
+
+    def proofs(self, seqs: Iterable[int]) -> list[list[bytes]]:
+        """:meth:`proof` of each of ``seqs``; the fold of the tree's ragged right
+        edge, which the proofs of a batch share, is computed once."""
         size = self.frontier.size
         first = size - len(self._rows)
-        if not first <= seq < size:
-            raise NotFound(f"entry {seq} was not appended by this writer")
-        plan = inclusion_plan(seq, size)
         peaks = dict(zip(perfect_nodes(0, first), self._start_peaks, strict=True))
-        nodes = {}
-        for level, index in plan_nodes(plan):
+        rows = self._rows
+
+        def node(level: int, index: int) -> bytes:
             last = completing_leaf(level, index)
             if last < first:
-                nodes[(level, index)] = peaks[(level, index)]
-            else:
-                _, leaf, packed, _ = self._rows[last - first]
-                nodes[(level, index)] = leaf if level == 0 else packed_node(packed, level)
-        return assemble(plan, nodes)
+                return peaks[(level, index)]
+            row = rows[last - first]
+            return row[1] if level == 0 else packed_node(row[2], level)
+
+        folded: dict[tuple, bytes] = {}
+        out = []
+        for seq in seqs:
+            if not first <= seq < size:
+                raise NotFound(f"entry {seq} was not appended by this writer")
+            proof = []
+            for rng in inclusion_plan(seq, size):
+                if len(rng) == 1:
+                    proof.append(node(*rng[0]))
+                    continue
+                key = tuple(rng)
+                h = folded.get(key)
+                if h is None:
+                    h = folded[key] = fold([node(*n) for n in rng])
+                proof.append(h)
+            out.append(proof)
+        return out
 
     def commit(self) -> None:
         if not self._rows:
