@@ -13,15 +13,7 @@ from .clock import check_time
 from .entry import GENESIS_PREV, Entry, body_bytes, parse_entry, seal
 from .hook import AppendHook, OpenHook
 from .kinds import Registry
-from .merkle import (
-    Frontier,
-    completing_leaf,
-    fold,
-    inclusion_plan,
-    pack_nodes,
-    packed_node,
-    perfect_nodes,
-)
+from .merkle import HASH_SIZE, Frontier, fold, pack_nodes, perfect_nodes
 from .note import Signer
 from .store import LogTxn, Row
 
@@ -65,6 +57,7 @@ class Writer:
         self.entries: list[Entry] = []
         self._rows: list[Row] = []
         self.note: str | None = None  # the signed checkpoint, once committed
+        self._levels_kept: list[dict[int, bytes]] | None = None  # proofs' nodes, once committed
         self.checkpoint: Checkpoint | None = None
         self._check = hook.check if hook is not None else None
         self.hook: OpenHook | None = hook.open(txn) if hook is not None else None
@@ -152,37 +145,61 @@ class Writer:
         return self.proofs([seq])[0]
 
     def proofs(self, seqs: Iterable[int]) -> list[list[bytes]]:
-        """:meth:`proof` of each of ``seqs``; the fold of the tree's ragged right
-        edge, which the proofs of a batch share, is computed once."""
+        """:meth:`proof` of each of ``seqs``: the path of :func:`~ledger.log.merkle.inclusion_plan`,
+        its nodes looked up by level and index in the writer's nodes (:meth:`_levels`),
+        and the fold of the tree's ragged right edge, which a batch's proofs share,
+        computed once."""
         size = self.frontier.size
         first = size - len(self._rows)
-        peaks = dict(zip(perfect_nodes(0, first), self._start_peaks, strict=True))
-        rows = self._rows
-
-        def node(level: int, index: int) -> bytes:
-            last = completing_leaf(level, index)
-            if last < first:
-                return peaks[(level, index)]
-            row = rows[last - first]
-            return row[1] if level == 0 else packed_node(row[2], level)
-
-        folded: dict[tuple, bytes] = {}
+        levels = self._levels()
+        folded: dict[int, bytes] = {}
         out = []
         for seq in seqs:
             if not first <= seq < size:
                 raise NotFound(f"entry {seq} was not appended by this writer")
-            proof = []
-            for rng in inclusion_plan(seq, size):
-                if len(rng) == 1:
-                    proof.append(node(*rng[0]))
-                    continue
-                key = tuple(rng)
-                h = folded.get(key)
-                if h is None:
-                    h = folded[key] = fold([node(*n) for n in rng])
-                proof.append(h)
+            # Below level inner - 1 every sibling is perfect; there, the sibling may be the
+            # ragged right edge; above it, the left siblings on the border.
+            inner = (seq ^ (size - 1)).bit_length()
+            proof = [levels[level][(seq >> level) ^ 1] for level in range(inner - 1)]
+            if inner:
+                level = inner - 1
+                sibling = (seq >> level) ^ 1
+                lo = sibling << level
+                if lo + (1 << level) <= size:
+                    proof.append(levels[level][sibling])
+                else:
+                    h = folded.get(lo)
+                    if h is None:
+                        h = folded[lo] = fold([levels[lv][ix] for lv, ix in perfect_nodes(lo, size)])
+                    proof.append(h)
+            rest, level = seq >> inner, inner
+            while rest:
+                if rest & 1:
+                    proof.append(levels[level][rest ^ 1])
+                rest >>= 1
+                level += 1
             out.append(proof)
         return out
+
+    def _levels(self) -> list[dict[int, bytes]]:
+        """The nodes a proof of this writer's entries may need, by level then index: the
+        peaks it started from, its leaves and the nodes they completed.  Kept once
+        committed (nothing is appended or undone after that)."""
+        if self._levels_kept is not None:
+            return self._levels_kept
+        size = self.frontier.size
+        levels: list[dict[int, bytes]] = [{} for _ in range(size.bit_length() + 1)]
+        first = size - len(self._rows)
+        for (level, index), h in zip(perfect_nodes(0, first), self._start_peaks, strict=True):
+            levels[level][index] = h
+        leaves = levels[0]
+        for seq, leaf, packed, _ in self._rows:
+            leaves[seq] = leaf
+            for k in range(len(packed) // HASH_SIZE):  # the nodes of levels 1, 2 ... that leaf seq completed
+                levels[k + 1][((seq + 1) >> (k + 1)) - 1] = packed[k * HASH_SIZE : (k + 1) * HASH_SIZE]
+        if self.note is not None:
+            self._levels_kept = levels
+        return levels
 
     def commit(self) -> None:
         if not self._rows:
