@@ -33,3 +33,19 @@ def test_benchmark_script_runs_and_prints_its_table(tmp_path, script, args, rows
         matching = [line for line in lines if line.startswith(start)]
         assert len(matching) == 1, done.stdout
         assert "x" in matching[0] or "%" in matching[0]
+
+
+def test_batch_benchmark_runs_its_in_process_paths(tmp_path):
+    """benchmarks/batch.py at a tiny size, in process only (the HTTP side needs a server)."""
+    env = dict(os.environ, LUODI_BENCH_OUT=str(tmp_path))
+    args = ["--entries", "200", "--donations", "120", "--batch", "50", "--no-http"]
+    done = subprocess.run(
+        [sys.executable, "batch.py", *args], cwd=BENCH, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "ledger of 200 donations, 120 more in batches of 50"
+    for path in ("record_donation_in", "record_donations"):
+        (line,) = [x for x in lines if x.startswith(f"in-process {path} batches: ")]
+        assert "donations/s" in line and "µs CPU each" in line
+    assert not any("HTTP" in x for x in lines)
