@@ -59,3 +59,19 @@ def test_http_benchmark_runs_every_phase_and_the_soak(tmp_path):
         assert sum(line.startswith(start) for line in lines) == 1, done.stdout
     soak = [line for line in lines if line.startswith("1 | ")]
     assert len(soak) == 1 and soak[0].endswith("| 0") and "MiB" in soak[0], done.stdout
+
+
+def test_batch_benchmark_runs_its_in_process_paths(tmp_path):
+    """benchmarks/batch.py at a tiny size, in process only (the HTTP side needs a server)."""
+    env = dict(os.environ, LUODI_BENCH_OUT=str(tmp_path))
+    args = ["--entries", "200", "--donations", "120", "--batch", "50", "--no-http"]
+    done = subprocess.run(
+        [sys.executable, "batch.py", *args], cwd=BENCH, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "ledger of 200 donations, 120 more in batches of 50"
+    for path in ("record_donation_in", "record_donations"):
+        (line,) = [x for x in lines if x.startswith(f"in-process {path} batches: ")]
+        assert "donations/s" in line and "µs CPU each" in line
+    assert not any("HTTP" in x for x in lines)

@@ -200,6 +200,47 @@ def test_refusal_names_the_path_of_the_bad_value():
         canonical_bytes({"a": [0, {"b": 1.5}]})
 
 
+# Anything a caller might hand in: JSON values, and the values refused (floats, controls,
+# lone surrogates, non-string keys, other types, integers out of range), at any depth.
+_bad_scalars = st.one_of(
+    st.floats(allow_nan=True),
+    st.sampled_from([*CONTROL[:3], *SURROGATES[:2], b"x", (1,), INT_MAX + 1, INT_MIN - 1, object()]),
+    st.text(st.one_of(_char, st.sampled_from([*CONTROL, *SURROGATES])), min_size=1),
+)
+_any_keys = st.one_of(keys, st.text(st.sampled_from(["a", *CONTROL[:2], *SURROGATES[:1]]), min_size=1),
+                      st.sampled_from([1, None, True]))
+any_values = st.recursive(
+    st.one_of(scalars, _bad_scalars),
+    lambda children: st.one_of(st.lists(children, max_size=5), st.dictionaries(_any_keys, children, max_size=5)),
+    max_leaves=25,
+)
+
+
+def _outcome(check, value):
+    try:
+        return check(value)
+    except InvalidEntry as exc:
+        return ("refused", exc.detail)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(any_values)
+def test_the_quick_scan_agrees_with_the_member_by_member_walk(value):
+    """check_value scans without building paths and walks only when in doubt: same
+    answer, same refusal (naming the same path), whatever the value."""
+    want = _outcome(canonical._walk, value)
+    assert _outcome(check_value, value) == want
+    assert canonical._scan(value) in (None, want)  # never a different answer, never a missed refusal
+
+
+@pytest.mark.parametrize("depth", [31, 32, 33, 34])
+@pytest.mark.parametrize("inner", [0, "s", [], {}, [1], {"k": 1}, 1.5])
+@pytest.mark.parametrize("container", [list, dict])
+def test_the_quick_scan_agrees_with_the_walk_at_the_depth_limit(depth, inner, container):
+    value = nest(depth, inner, container)
+    assert _outcome(check_value, value) == _outcome(canonical._walk, value)
+
+
 # -- parse_json -----------------------------------------------------------------------------
 
 

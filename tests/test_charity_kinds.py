@@ -8,12 +8,14 @@ show that a static refusal writes nothing.
 from __future__ import annotations
 
 import ast
+import collections
 import copy
 import hashlib
 import subprocess
 import sys
 
 import pytest
+import rfc8785
 from conftest import REGISTRY
 from factories import alias_key, charity_signers, sign_all, vkeys, writes_nothing
 from hypothesis import given, settings
@@ -24,7 +26,10 @@ from ledger.charity.kinds import (
     CHANNELS,
     MAX_EVIDENCE,
     MAX_KEYS,
+    ID_PATTERN,
     MAX_LINES,
+    TOKEN_PATTERN,
+    donation_bytes,
     postings_for,
 )
 from ledger.charity.money import CURRENCIES, MAX_MINOR
@@ -565,6 +570,15 @@ def test_true_is_not_one_in_postings(kind):
 
 
 @pytest.mark.parametrize("kind", MONEY_KINDS)
+def test_postings_equal_as_json_text_pass_the_postings_rule(kind):
+    """The rule compares the postings as JSON text: a mapping type the encoder writes
+    the same way passes it, and the canonical check that follows names the type."""
+    body = valid(kind)
+    body["postings"] = [collections.OrderedDict(p) for p in body["postings"]]
+    refused(kind, body, r"^\$\.postings\[0\]: OrderedDict is not a JSON value")
+
+
+@pytest.mark.parametrize("kind", MONEY_KINDS)
 def test_postings_that_do_not_follow_the_amount_are_refused(kind):
     body = valid(kind)
     if kind == "disbursement":
@@ -645,3 +659,47 @@ def test_static_refusal_through_the_ledger_writes_nothing(ledger, kind, mutate):
     # and a refused entry in a batch takes the good entries with it
     with writes_nothing(ledger), pytest.raises(InvalidEntry, match="entry 1 of the batch"):
         ledger.append_batch([("note", {"text": "fine"}), (kind, body)])
+
+
+# -- a donation's canonical bytes, written directly ---------------------------------------
+
+
+@st.composite
+def donation_bodies(draw) -> dict:
+    body = {
+        "project": draw(st.from_regex(ID_PATTERN, fullmatch=True)),
+        "amount": draw(st.integers(1, MAX_MINOR)),
+        "currency": draw(st.sampled_from(sorted(CURRENCIES))),
+        "channel": draw(st.sampled_from(CHANNELS)),
+        "payment_ref_hash": draw(st.binary(min_size=32, max_size=32)).hex(),
+        "donor_commitment": draw(st.binary(min_size=32, max_size=32)).hex(),
+        "value_date": draw(st.dates()).isoformat(),
+        "intake_key": draw(st.from_regex(TOKEN_PATTERN, fullmatch=True)),
+    }
+    body["postings"] = postings_for("donation", body)
+    return body
+
+
+@settings(max_examples=500, deadline=None)
+@given(donation_bodies())
+def test_donation_bytes_are_the_canonical_bytes(body):
+    assert body_bytes("donation", body, REGISTRY) == canonical_bytes(body)  # the kind accepts it
+    assert donation_bytes(body) == canonical_bytes(body) == rfc8785.dumps(body)
+
+
+class _Channel(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda b: b.update(channel=_Channel(b["channel"])),
+        lambda b: b.update(postings=[collections.OrderedDict(p) for p in b["postings"]]),
+    ],
+    ids=["str subclass", "dict subclass"],
+)
+def test_donation_bytes_leave_subtypes_to_the_canonical_check(tamper):
+    body = valid("donation")
+    tamper(body)
+    assert donation_bytes(body) is None

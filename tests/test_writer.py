@@ -8,6 +8,7 @@ from conftest import REGISTRY, notes, open_ledger
 
 import ledger.log.ledger as log_module
 from ledger.errors import NotFound
+from ledger.log.entry import body_bytes
 from ledger.log.merkle import verify_inclusion
 from ledger.log.verify import verify_log
 
@@ -27,6 +28,26 @@ def test_writer_proves_its_own_entries_from_memory_as_storage_would(make_ledger,
         proof = w.proof(entry.seq)
         assert proof == ledger.inclusion_proof(entry.seq, size)
         verify_inclusion(entry.leaf_hash, entry.seq, size, proof, root)
+
+
+@pytest.mark.parametrize("start", [1, 6, 32, 45])
+@pytest.mark.parametrize("count", [1, 5, 19, 64])
+def test_writer_proves_a_batch_together_as_one_by_one(make_ledger, start, count):
+    """proofs() shares the fold of the ragged edge between the proofs of a batch;
+    append_many_checked seals and stages as append would, one by one."""
+    ledger = make_ledger()
+    if start > 1:
+        ledger.append_batch(notes(start - 1, "before"))
+    items = notes(count, "mine")
+    with ledger.writer() as w:
+        first = w.append("note", {"text": "single"})
+        many = w.append_many_checked([(kind, body, body_bytes(kind, body, REGISTRY)) for kind, body in items])
+    assert [e.seq for e in many] == list(range(start + 1, start + 1 + count))
+    assert many[0].prev == first.receipt and all(b.prev == a.receipt for a, b in zip(many, many[1:]))
+    size = start + 1 + count
+    seqs = [e.seq for e in w.entries]
+    assert w.proofs(seqs) == [ledger.inclusion_proof(s, size) for s in seqs] == [w.proof(s) for s in seqs]
+    verify_log(ledger.store, REGISTRY, workers=1)
 
 
 def test_writer_proof_skips_entries_a_savepoint_undid(ledger):

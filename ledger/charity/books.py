@@ -33,7 +33,7 @@ from __future__ import annotations
 import datetime as _dt
 from collections.abc import Callable
 
-from ..errors import Conflict, InvalidInput, MalformedNote, NotFound, Overspend, Replay, SignatureError
+from ..errors import Conflict, InvalidInput, LuodiError, MalformedNote, NotFound, Overspend, Replay, SignatureError
 from ..log.canonical import canonical_bytes
 from ..log.clock import parse_time
 from ..log.entry import Entry
@@ -147,6 +147,27 @@ class Books(OpenHook):
             if project is not None:
                 self.view.add_project_entry(project, entry.seq)
 
+    def apply_batch(self, entries: list[Entry]) -> None:
+        """:meth:`apply` of consecutive entries, in order.  A run of donations is checked
+        whole first, so that the first refused is refused as :meth:`apply` would and
+        none of the run is written; then it is written a table at a time."""
+        run: list[Entry] = []
+        for entry in entries:
+            if entry.kind == "donation":
+                run.append(entry)
+                continue
+            if run:
+                self._donations(run)
+                run = []
+            self.apply(entry)
+        if run:
+            self._donations(run)
+
+    def check_donation(self, body: dict) -> None:
+        """Raise what :meth:`apply` would refuse a donation with, but for its intake key
+        (a batch intake looks the keys up together, :meth:`BooksView.intakes`); record nothing."""
+        self._need_open_project(body["project"], body["currency"])
+
     # -- what the rules need ------------------------------------------------------------
 
     def _need_charity(self, charity: str) -> Charity:
@@ -214,6 +235,37 @@ class Books(OpenHook):
         if not self.view.add_intake_key(project.charity, body["intake_key"], entry.leaf_hash):
             raise Conflict(f"intake key {body['intake_key']!r} was already used by charity {project.charity}")
         self.view.add_donation(entry.leaf_hash, entry.seq, body["project"], body["amount"])
+
+    def _donations(self, entries: list[Entry]) -> None:
+        """:meth:`_donation` of many, with their project entries: every rule is checked
+        (each project once, the intake keys in one lookup) before anything is written."""
+        projects: dict[tuple, Project | LuodiError] = {}
+        keys: dict[str, list[str]] = {}
+        for entry in entries:
+            project = projects.get(at := (entry.body["project"], entry.body["currency"]))
+            if project is None:
+                try:
+                    project = projects[at] = self._need_open_project(*at)
+                except LuodiError as exc:
+                    projects[at] = exc
+                    continue
+            if isinstance(project, Project):
+                keys.setdefault(project.charity, []).append(entry.body["intake_key"])
+        taken = {charity: self.view.intakes(charity, wanted) for charity, wanted in keys.items()}
+        used: set[tuple[str, str]] = set()
+        rows = []
+        for entry in entries:
+            body = entry.body
+            project = projects[(body["project"], body["currency"])]
+            if not isinstance(project, Project):
+                raise project
+            key = (project.charity, body["intake_key"])
+            if key in used or key[1] in taken[project.charity]:
+                raise Conflict(f"intake key {body['intake_key']!r} was already used by charity {project.charity}")
+            used.add(key)
+            rows.append((*key, entry.leaf_hash, entry.seq, body["project"], body["amount"]))
+        self.view.add_donations(rows)
+        self.view.add_project_entries([(e.body["project"], e.seq) for e in entries])
 
     def _disbursement(self, entry: Entry, body: dict) -> None:
         payload = body["payload"]

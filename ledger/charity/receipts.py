@@ -92,9 +92,19 @@ def receipt_of(
 def receipt_from_writer(ledger: Ledger, w: Writer, entry: Entry) -> Receipt:
     """The receipt of a donation the committed writer ``w`` appended, at the checkpoint
     signed with it, from memory: at that size nothing has spent or refunded it."""
-    body = entry.body
-    trace = DonationTrace(entry.receipt, body["project"], body["currency"], body["amount"])
-    return Receipt(entry, w.checkpoint.size, w.proof(entry.seq), w.note, ledger.verifier.to_string(), trace)
+    return receipts_from_writer(ledger, w, [entry])[0]
+
+
+def receipts_from_writer(ledger: Ledger, w: Writer, entries: list[Entry]) -> list[Receipt]:
+    """:func:`receipt_from_writer` of many donations of one writer, their proofs together."""
+    if not entries:
+        return []
+    size, note, log_key = w.checkpoint.size, w.note, ledger.verifier.to_string()
+    return [
+        Receipt(entry, size, proof, note, log_key,
+                DonationTrace(entry.receipt, entry.body["project"], entry.body["currency"], entry.body["amount"]))
+        for entry, proof in zip(entries, w.proofs([e.seq for e in entries]), strict=True)
+    ]
 
 
 def tlog_proof(r: Receipt) -> str:

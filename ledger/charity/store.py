@@ -206,6 +206,36 @@ class BooksView(ABC):
     @abstractmethod
     def put_private(self, receipt: bytes, salt: bytes, fingerprint: bytes, personal: str | None) -> None: ...
 
+    # -- many at once (a batch intake): a driver may override each with fewer statements --
+
+    def intakes(self, charity: str, intake_keys: list[str]) -> dict[str, bytes]:
+        """:meth:`intake` of many keys of ``charity``: the receipt of each key it has used."""
+        found = {}
+        for key in intake_keys:
+            receipt = self.intake(charity, key)
+            if receipt is not None:
+                found[key] = receipt
+        return found
+
+    def add_donations(self, rows: list[tuple[str, str, bytes, int, str, int]]) -> None:
+        """:meth:`add_intake_key` and :meth:`add_donation` of many donations, as
+        ``(charity, intake key, receipt, seq, project, amount)``.  The caller has
+        checked that every key is new (:meth:`intakes`) and appears once."""
+        for charity, intake_key, receipt, seq, project, amount in rows:
+            if not self.add_intake_key(charity, intake_key, receipt):
+                raise ValueError(f"intake key {intake_key!r} of charity {charity} is taken: check intakes() first")
+            self.add_donation(receipt, seq, project, amount)
+
+    def add_project_entries(self, rows: list[tuple[str, int]]) -> None:
+        """:meth:`add_project_entry` of many ``(project, seq)``."""
+        for project, seq in rows:
+            self.add_project_entry(project, seq)
+
+    def put_privates(self, rows: list[tuple[bytes, bytes, bytes, str | None]]) -> None:
+        """:meth:`put_private` of many ``(receipt, salt, fingerprint, personal)``."""
+        for row in rows:
+            self.put_private(*row)
+
 
 class BooksStore(ABC):
     @abstractmethod

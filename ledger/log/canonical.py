@@ -48,11 +48,63 @@ def _check_string(s: str, where: str) -> None:
         raise InvalidEntry(f"{where}: string holds control character U+{ch:04X}")
 
 
-def check_value(value, where: str = "$", _depth: int = 0) -> bool:
+def check_value(value, where: str = "$") -> bool:
     """Refuse anything outside the canonical subset; return True if the fast path applies.
 
     Raises :class:`InvalidEntry` naming the JSON path of the first bad value.
+    A value that passes (nearly all) is checked by :func:`_scan`, which builds no
+    paths and searches its strings in one go; any doubt goes to the member-by-member
+    walk, which names what is wrong.
     """
+    fast = _scan(value)
+    return _walk(value, where) if fast is None else fast
+
+
+def _scan(value) -> bool | None:
+    """What :func:`_walk` returns for ``value``, or None if it might refuse it."""
+    texts: list[str] = []
+    keys: list[str] = []
+    t = type(value)
+    if t is not dict and t is not list:
+        if t is str:
+            texts.append(value)
+        elif t is int:
+            if not INT_MIN <= value <= INT_MAX:
+                return None
+        elif t is not bool and value is not None:
+            return None
+    else:
+        stack = [(value, 0)]
+        while stack:
+            node, depth = stack.pop()
+            if depth >= _MAX_DEPTH and node:  # its members would be nested too deep
+                return None
+            if type(node) is dict:
+                for k in node:
+                    if type(k) is not str:
+                        return None
+                keys.extend(node)
+                members = node.values()
+            else:
+                members = node
+            for v in members:
+                t = type(v)
+                if t is str:
+                    texts.append(v)
+                elif t is int:
+                    if not INT_MIN <= v <= INT_MAX:
+                        return None
+                elif t is dict or t is list:
+                    stack.append((v, depth + 1))
+                elif t is not bool and v is not None:
+                    return None
+    if _BAD_CHARS.search("".join(texts)) or (keys and _BAD_CHARS.search("".join(keys))):
+        return None
+    return not (keys and _NON_BMP.search("".join(keys)))
+
+
+def _walk(value, where: str = "$", _depth: int = 0) -> bool:
+    """:func:`check_value` member by member, naming the JSON path of the first bad value."""
     if _depth > _MAX_DEPTH:
         raise InvalidEntry(f"{where}: nested deeper than {_MAX_DEPTH} levels")
     t = type(value)
@@ -73,13 +125,13 @@ def check_value(value, where: str = "$", _depth: int = 0) -> bool:
             _check_string(k, f"{where} key {k!r}")
             if fast and _NON_BMP.search(k):
                 fast = False
-            if not check_value(v, f"{where}.{k}", _depth + 1):
+            if not _walk(v, f"{where}.{k}", _depth + 1):
                 fast = False
         return fast
     if t is list:
         fast = True
         for i, v in enumerate(value):
-            if not check_value(v, f"{where}[{i}]", _depth + 1):
+            if not _walk(v, f"{where}[{i}]", _depth + 1):
                 fast = False
         return fast
     if t is float:

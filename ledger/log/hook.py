@@ -16,8 +16,8 @@ follow the log outside its tree storage.  Here a personality hands the
   :meth:`OpenHook.applied`.  A stored entry the hook refuses is
   :class:`ledger.errors.LogCorrupted` at its seq;
 - every entry the writer seals goes through :meth:`OpenHook.apply` before it
-  is staged, and a refusal (any :class:`ledger.errors.LuodiError`) keeps it
-  out of the log.  Every entry reaches it after :meth:`AppendHook.check` (a
+  is staged (or, sealed together, through :meth:`OpenHook.apply_batch`), and a
+  refusal (any :class:`ledger.errors.LuodiError`) keeps it out of the log.  Every entry reaches it after :meth:`AppendHook.check` (a
   writer's own appends and the entries it catches up on are checked inside
   the lock, at the entry's time), so it need only check what depends on the log;
 - on commit, :meth:`OpenHook.mark_applied` records how far the hook got, in
@@ -43,6 +43,13 @@ class OpenHook(ABC):
     @abstractmethod
     def apply(self, entry: Entry) -> None:
         """Check ``entry`` and record it; raise to refuse it."""
+
+    def apply_batch(self, entries: list[Entry]) -> None:
+        """:meth:`apply` for consecutive entries, in order (a hook may record them with
+        fewer writes); raise to refuse them all.  A hook that checks them all before
+        it writes any leaves nothing behind when it refuses."""
+        for entry in entries:
+            self.apply(entry)
 
     @abstractmethod
     def mark_applied(self, seq: int) -> None:

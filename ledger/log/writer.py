@@ -3,7 +3,7 @@ with the Merkle nodes they complete and one new signed checkpoint."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from ..errors import InvalidEntry, LogCorrupted, LuodiError, NotFound
@@ -13,16 +13,7 @@ from .clock import check_time
 from .entry import GENESIS_PREV, Entry, body_bytes, parse_entry, seal
 from .hook import AppendHook, OpenHook
 from .kinds import Registry
-from .merkle import (
-    Frontier,
-    assemble,
-    completing_leaf,
-    inclusion_plan,
-    pack_nodes,
-    packed_node,
-    perfect_nodes,
-    plan_nodes,
-)
+from .merkle import HASH_SIZE, Frontier, fold, pack_nodes, perfect_nodes
 from .note import Signer
 from .store import LogTxn, Row
 
@@ -66,6 +57,7 @@ class Writer:
         self.entries: list[Entry] = []
         self._rows: list[Row] = []
         self.note: str | None = None  # the signed checkpoint, once committed
+        self._levels_kept: list[dict[int, bytes]] | None = None  # proofs' nodes, once committed
         self.checkpoint: Checkpoint | None = None
         self._check = hook.check if hook is not None else None
         self.hook: OpenHook | None = hook.open(txn) if hook is not None else None
@@ -107,6 +99,26 @@ class Writer:
         self.prev = entry.receipt
         return entry
 
+    def append_many_checked(self, items: list[tuple[str, dict, bytes]]) -> list[Entry]:
+        """:meth:`append_checked` of many ``(kind, body, canonical body)``, sealed in
+        order and handed to the hook together (:meth:`OpenHook.apply_batch`): if it
+        refuses them, none is staged."""
+        seq, prev, time = self.frontier.size, self.prev, self.time
+        entries = []
+        for kind, body, data in items:
+            entry = seal(seq, prev, time, kind, body, data)
+            entries.append(entry)
+            prev = entry.receipt
+            seq += 1
+        if self.hook is not None and entries:
+            self.hook.apply_batch(entries)
+        rows, frontier = self._rows, self.frontier
+        for entry in entries:
+            rows.append((entry.seq, entry.leaf_hash, pack_nodes(frontier.append(entry.leaf_hash)), entry.canonical))
+        self.entries.extend(entries)
+        self.prev = prev
+        return entries
+
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         """An exception inside the block undoes what it appended (rows, hook and
@@ -130,21 +142,64 @@ class Writer:
         it commits, from memory.  Every node such a proof needs is either one
         of the peaks the writer started from (a left sibling whose parent spans
         the start) or a node completed by this writer's own appends."""
+        return self.proofs([seq])[0]
+
+    def proofs(self, seqs: Iterable[int]) -> list[list[bytes]]:
+        """:meth:`proof` of each of ``seqs``: the path of :func:`~ledger.log.merkle.inclusion_plan`,
+        its nodes looked up by level and index in the writer's nodes (:meth:`_levels`),
+        and the fold of the tree's ragged right edge, which a batch's proofs share,
+        computed once."""
         size = self.frontier.size
         first = size - len(self._rows)
-        if not first <= seq < size:
-            raise NotFound(f"entry {seq} was not appended by this writer")
-        plan = inclusion_plan(seq, size)
-        peaks = dict(zip(perfect_nodes(0, first), self._start_peaks, strict=True))
-        nodes = {}
-        for level, index in plan_nodes(plan):
-            last = completing_leaf(level, index)
-            if last < first:
-                nodes[(level, index)] = peaks[(level, index)]
-            else:
-                _, leaf, packed, _ = self._rows[last - first]
-                nodes[(level, index)] = leaf if level == 0 else packed_node(packed, level)
-        return assemble(plan, nodes)
+        levels = self._levels()
+        folded: dict[int, bytes] = {}
+        out = []
+        for seq in seqs:
+            if not first <= seq < size:
+                raise NotFound(f"entry {seq} was not appended by this writer")
+            # Below level inner - 1 every sibling is perfect; there, the sibling may be the
+            # ragged right edge; above it, the left siblings on the border.
+            inner = (seq ^ (size - 1)).bit_length()
+            proof = [levels[level][(seq >> level) ^ 1] for level in range(inner - 1)]
+            if inner:
+                level = inner - 1
+                sibling = (seq >> level) ^ 1
+                lo = sibling << level
+                if lo + (1 << level) <= size:
+                    proof.append(levels[level][sibling])
+                else:
+                    h = folded.get(lo)
+                    if h is None:
+                        h = folded[lo] = fold([levels[lv][ix] for lv, ix in perfect_nodes(lo, size)])
+                    proof.append(h)
+            rest, level = seq >> inner, inner
+            while rest:
+                if rest & 1:
+                    proof.append(levels[level][rest ^ 1])
+                rest >>= 1
+                level += 1
+            out.append(proof)
+        return out
+
+    def _levels(self) -> list[dict[int, bytes]]:
+        """The nodes a proof of this writer's entries may need, by level then index: the
+        peaks it started from, its leaves and the nodes they completed.  Kept once
+        committed (nothing is appended or undone after that)."""
+        if self._levels_kept is not None:
+            return self._levels_kept
+        size = self.frontier.size
+        levels: list[dict[int, bytes]] = [{} for _ in range(size.bit_length() + 1)]
+        first = size - len(self._rows)
+        for (level, index), h in zip(perfect_nodes(0, first), self._start_peaks, strict=True):
+            levels[level][index] = h
+        leaves = levels[0]
+        for seq, leaf, packed, _ in self._rows:
+            leaves[seq] = leaf
+            for k in range(len(packed) // HASH_SIZE):  # the nodes of levels 1, 2 ... that leaf seq completed
+                levels[k + 1][((seq + 1) >> (k + 1)) - 1] = packed[k * HASH_SIZE : (k + 1) * HASH_SIZE]
+        if self.note is not None:
+            self._levels_kept = levels
+        return levels
 
     def commit(self) -> None:
         if not self._rows:

@@ -34,7 +34,13 @@ _ORDER = {
     "policy": "seq",
     "charity_entries": "charity, seq",
 }
+# Keys per ``IN (...)`` query, well under SQLite's bound on parameters (999 before 3.32).
+_IN_CHUNK = 500
 _PROJECT = "SELECT project, charity, currency, seq, closed_seq IS NOT NULL, raised, spent, refunded, donations FROM projects"
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
 
 
 def _keys(text: str):
@@ -206,6 +212,42 @@ class SQLiteBooks(BooksView):
             "INSERT INTO donor_private (receipt, salt, fingerprint, personal) VALUES (?, ?, ?, ?)",
             (receipt, salt, fingerprint, personal),
         )
+
+
+    # -- many at once: one statement per table ---------------------------------------------
+
+    def intakes(self, charity, intake_keys):
+        keys = list(dict.fromkeys(intake_keys))
+        found = {}
+        for lo in range(0, len(keys), _IN_CHUNK):
+            chunk = keys[lo : lo + _IN_CHUNK]
+            rows = self.conn.execute(
+                f"SELECT intake_key, receipt FROM intake_keys WHERE charity = ? AND intake_key IN ({_marks(len(chunk))})",  # noqa: S608
+                (charity, *chunk),
+            )
+            found.update(rows)
+        return found
+
+    def add_donations(self, rows):
+        self.conn.executemany(
+            "INSERT INTO intake_keys (charity, intake_key, receipt) VALUES (?, ?, ?)", [r[:3] for r in rows]
+        )
+        self.conn.executemany("INSERT INTO donations (receipt, seq, project, amount) VALUES (?, ?, ?, ?)", [r[2:] for r in rows])
+        totals: dict[str, list[int]] = {}
+        for *_, project, amount in rows:
+            total = totals.setdefault(project, [0, 0])
+            total[0] += amount
+            total[1] += 1
+        for project, (raised, count) in totals.items():
+            self.conn.execute(
+                "UPDATE projects SET raised = raised + ?, donations = donations + ? WHERE project = ?", (raised, count, project)
+            )
+
+    def add_project_entries(self, rows):
+        self.conn.executemany("INSERT INTO project_entries (project, seq) VALUES (?, ?)", rows)
+
+    def put_privates(self, rows):
+        self.conn.executemany("INSERT INTO donor_private (receipt, salt, fingerprint, personal) VALUES (?, ?, ?, ?)", rows)
 
 
 class SQLiteBooksStore(BooksStore):
