@@ -187,7 +187,7 @@ class Server:
         raise SystemExit(f"{kind} server did not start:\n{Path(self.err.name).read_text()}")
 
     def rss_mib(self) -> float:
-        """Resident memory of the server's processes (arbiter and workers), in MiB."""
+        """Anonymous resident memory of the server's processes (arbiter and workers), in MiB."""
         return group_rss_kib(self.proc.pid) / 1024
 
     def stop(self) -> None:
@@ -218,6 +218,9 @@ def group_cpu_seconds(pgid: int) -> float:
 
 
 def group_rss_kib(pgid: int) -> int:
+    """The anonymous resident memory (RssAnon: heap and stacks) of a process group.  Not
+    the whole RSS, which also counts the database's pages SQLite maps and drops as the
+    file grows."""
     total = 0
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -227,7 +230,7 @@ def group_rss_kib(pgid: int) -> int:
                 if int(f.read().rsplit(")", 1)[1].split()[2]) != pgid:
                     continue
             with open(f"/proc/{pid}/status") as f:
-                total += next(int(x.split()[1]) for x in f if x.startswith("VmRSS:"))
+                total += next(int(x.split()[1]) for x in f if x.startswith("RssAnon:"))
         except (OSError, StopIteration):
             continue
     return total
@@ -467,7 +470,7 @@ class Bench:
             if windows:  # wrk closes its loop: pace the next window by what the last one took
                 last = windows[-1]
                 took = 1000 * self.connections * last["seconds"] / max(1, last["requests"]) - pause
-                pause = max(0.0, cycle - took)
+                pause = max(0.0, (pause + cycle - took) / 2)  # halfway: the wait moves with the load
             r = self.load(server, "post", length, f"soak{len(windows)}", pause_ms=pause)
             r["server_cpu"] = group_cpu_seconds(server.proc.pid) - cpu0
             r["rss_mib"] = server.rss_mib()
@@ -573,7 +576,7 @@ def report(args, results: dict, soak: list[dict], size_before: int, log_size: in
         bad = sum(w["errors"] + w["unexpected"] for w in soak)
         print(f"# soak: {sum(w['seconds'] for w in soak):.0f} s of POSTs at {args.soak_load:.0%} of the peak "
               f"({args.soak_load * rates['post']:,.0f}/s asked): {total:,} requests, {bad:,} errors")
-        row("window", "rate", "p50", "p99", "server CPU/req", "server RSS", "errors")
+        row("window", "rate", "p50", "p99", "server CPU/req", "server RssAnon", "errors")
         for n, w in enumerate(soak):
             row(str(n + 1), f"{w['requests'] / w['seconds']:,.0f}/s", f"{w['p50_ms']:.2f} ms",
                 f"{w['p99_ms']:.2f} ms", f"{1e6 * w['server_cpu'] / max(1, w['requests']):.0f} us",
