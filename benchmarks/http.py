@@ -201,9 +201,8 @@ class Server:
         self.err.close()
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU of every live process in a process group (from /proc), in seconds."""
-    total = 0
+def _group_members(pgid: int):
+    """(pid, /proc/<pid>/stat fields after the name) of every live process in a process group."""
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -212,9 +211,14 @@ def group_cpu_seconds(pgid: int) -> float:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid:  # field 5, pgrp; utime and stime are fields 14 and 15
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+        if int(fields[2]) == pgid:  # field 5, pgrp
+            yield pid, fields
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU of every live process in a process group (from /proc), in seconds."""
+    ticks = sum(int(f[11]) + int(f[12]) for _, f in _group_members(pgid))  # utime, stime: fields 14 and 15
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def group_rss_kib(pgid: int) -> int:
@@ -222,13 +226,8 @@ def group_rss_kib(pgid: int) -> int:
     the whole RSS, which also counts the database's pages SQLite maps and drops as the
     file grows."""
     total = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
+    for pid, _ in _group_members(pgid):
         try:
-            with open(f"/proc/{pid}/stat") as f:
-                if int(f.read().rsplit(")", 1)[1].split()[2]) != pgid:
-                    continue
             with open(f"/proc/{pid}/status") as f:
                 total += next(int(x.split()[1]) for x in f if x.startswith("RssAnon:"))
         except (OSError, StopIteration):
