@@ -96,6 +96,10 @@ class MemoryBooks(BooksView):
     def private(self, receipt):
         return self._private.get(receipt)
 
+    def privates(self):
+        for receipt in sorted(self._private):
+            yield (receipt, *self._private[receipt])
+
     def policy(self):
         return self._policy
 

@@ -147,6 +147,11 @@ class BooksView(ABC):
         """(salt, request fingerprint, personal data as JSON text) of a donation."""
 
     @abstractmethod
+    def privates(self) -> Iterator[tuple[bytes, bytes, bytes, str | None]]:
+        """Every donation's private row, as (receipt, salt, fingerprint, personal), by receipt
+        (to move an instance to another database: these rows are not derived from the log)."""
+
+    @abstractmethod
     def policy(self) -> Policy | None:
         """The policy the log recorded, or None before its ``policy.recorded`` entry."""
 

@@ -125,6 +125,11 @@ class SQLiteBooks(BooksView):
         ).fetchone()
         return None if row is None else (row[0], row[1], row[2])
 
+    def privates(self):
+        cur = self.conn.execute("SELECT receipt, salt, fingerprint, personal FROM donor_private ORDER BY receipt")
+        while rows := cur.fetchmany(256):
+            yield from rows
+
     def policy(self):
         row = self.conn.execute("SELECT signing_window_seconds, seq FROM policy").fetchone()
         return None if row is None else Policy(*row)
