@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -28,6 +29,8 @@ from ledger.log.verify import verify_log
 from ledger.stores.sqlite import DEFAULT_LOCK_TIMEOUT
 
 from . import instance as inst
+from .database_url import ENV_VAR as URL_ENV
+from .database_url import URL_NAME, is_database_url, redact
 
 DEMO_TOKENS = "demo-tokens.txt"
 
@@ -69,12 +72,26 @@ window_option = click.option(
 @instance_option
 @click.option("--origin", help=f"The log's origin and key name (default {inst.DEFAULT_ORIGIN}).")
 @window_option
-def init(instance, origin, signing_window):
+@click.option(
+    "--database", metavar="postgresql://USER@HOST:PORT/DB",
+    help="Keep the log in this PostgreSQL database instead of luodi.sqlite in the instance folder; the URL is "
+    f"recorded in the folder ({URL_NAME}, mode 0600) for every later command and the server. "
+    f"{URL_ENV} overrides the recorded URL (and without --database, init uses it and records nothing). "
+    "The password may stay out of the URL: libpq reads PGPASSWORD or ~/.pgpass. The log key stays in the folder.",
+)
+def init(instance, origin, signing_window, database):
     """Create the instance folder, the log key (mode 0600) and the database; a new
     log starts with its genesis entry and its policy entry."""
-    result = inst.init_instance(instance, origin, signing_window)
+    if database is not None and not is_database_url(database.strip()):
+        click.echo(
+            f"Error: --database takes a PostgreSQL URL (postgresql://… or postgres://…), not {redact(database)!r}",
+            err=True,
+        )
+        sys.exit(2)
+    result = inst.init_instance(instance, origin, signing_window, database)
     ledger = result.charity.ledger
     click.echo(f"instance: {instance}")
+    click.echo(f"database: {inst.database_name(instance)}")
     if result.tightened is not None:
         click.echo(f"folder:   made private (mode {result.tightened:o} -> 700)")
     click.echo(f"log key:  {'created' if result.created_key else 'kept the existing key'} ({instance}/{inst.KEY_NAME})")
