@@ -257,20 +257,26 @@ def integrity_errors() -> tuple[type[BaseException], ...]:
     return (sqlite3.IntegrityError, psycopg.IntegrityError)
 
 
-def committed(target) -> list[tuple[int, bytes]]:
-    """(seq, canonical bytes) of every committed entry of the database a ledger (or a
-    Stores, or a path or URL) is on, read with a connection of its own."""
+def raw_rows(target, sql: str) -> list[tuple]:
+    """The rows of a read-only ``sql`` on the database a ledger (or a Stores, or a path
+    or URL) is on, run with a connection of its own (the tables have the same names
+    on both backends)."""
     where = target if isinstance(target, (str, Path)) else target_of(target)
     if isinstance(where, str):
         import psycopg
 
         with psycopg.connect(where, autocommit=True) as conn:
-            return [(seq, bytes(data)) for seq, data in conn.execute("SELECT seq, canonical FROM entries ORDER BY seq")]
+            return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in conn.execute(sql)]
     import sqlite3
     from contextlib import closing
 
     with closing(sqlite3.connect(where)) as conn:
-        return conn.execute("SELECT seq, canonical FROM entries ORDER BY seq").fetchall()
+        return conn.execute(sql).fetchall()
+
+
+def committed(target) -> list[tuple[int, bytes]]:
+    """(seq, canonical bytes) of every committed entry, read with a connection of its own."""
+    return raw_rows(target, "SELECT seq, canonical FROM entries ORDER BY seq")
 
 
 # What a child process's script runs to open the database a test hands it (a path or a URL).

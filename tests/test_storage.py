@@ -54,7 +54,7 @@ def test_wal_mode_and_synchronous_full(ledger):
         assert other.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
 
 
-@pytest.mark.sqlite_only('a SQLite file')
+@pytest.mark.sqlite_only("a SQLite file")
 def test_missing_database_is_not_created_without_upgrade(tmp_path):
     path = tmp_path / "nope.sqlite"
     with pytest.raises(InstanceError, match="luodi init"):
@@ -65,7 +65,7 @@ def test_missing_database_is_not_created_without_upgrade(tmp_path):
 # -- migrations ------------------------------------------------------------------
 
 
-@pytest.mark.sqlite_only('migrations/sqlite')
+@pytest.mark.sqlite_only("migrations/sqlite")
 def test_migrations_recorded_and_applied_once(tmp_path):
     path = tmp_path / "m.sqlite"
     first = open_sqlite(path, upgrade=True)
@@ -98,7 +98,7 @@ def _with_extra(monkeypatch, name, fn):
     monkeypatch.setattr(migrations, "load", load)
 
 
-@pytest.mark.sqlite_only('migrations/sqlite')
+@pytest.mark.sqlite_only("migrations/sqlite")
 def test_failing_migration_leaves_nothing_and_runs_again(tmp_path, monkeypatch, signer):
     path = tmp_path / "m.sqlite"
     storage = open_sqlite(path, upgrade=True)
@@ -144,7 +144,7 @@ def test_failing_migration_leaves_nothing_and_runs_again(tmp_path, monkeypatch, 
     assert recorded(path)[-1] == ("luodi", "0999_broken")
 
 
-@pytest.mark.sqlite_only('migrations/sqlite')
+@pytest.mark.sqlite_only("migrations/sqlite")
 def test_first_migration_failing_on_fresh_db_leaves_no_schema(tmp_path, monkeypatch):
     path = tmp_path / "fresh.sqlite"
 
