@@ -279,6 +279,26 @@ def committed(target) -> list[tuple[int, bytes]]:
     return raw_rows(target, "SELECT seq, canonical FROM entries ORDER BY seq")
 
 
+def execute(target, *statements: tuple[str, tuple]) -> None:
+    """Run ``(sql, args)`` statements (``?`` placeholders) in one transaction of a
+    connection of our own, behind the back of the code under test: a tamperer's edit."""
+    where = target if isinstance(target, (str, Path)) else target_of(target)
+    if isinstance(where, str):
+        import psycopg
+
+        with psycopg.connect(where) as conn:  # commits on leaving the block
+            for sql, args in statements:
+                conn.execute(sql.replace("?", "%s"), args)
+        return
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(where)) as conn:
+        for sql, args in statements:
+            conn.execute(sql, args)
+        conn.commit()
+
+
 # What a child process's script runs to open the database a test hands it (a path or a URL).
 CHILD_OPEN = """
 def open_database(target, **kwargs):
