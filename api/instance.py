@@ -165,8 +165,8 @@ def _open(db_path: Path, url: str | None, **kwargs) -> Stores:
 
 
 def _name(db_path: Path, url: str | None) -> str:
-    """The database, as messages name it (a URL without its password)."""
-    return str(db_path) if url is None else f"the database {redact(url)}"
+    """The database, as messages name it: its file, or its URL without the password."""
+    return str(db_path) if url is None else redact(url)
 
 
 def database_name(instance: str | Path) -> str:
@@ -246,8 +246,7 @@ def _unservable(instance: str | Path, exc: Unavailable, read_only: bool) -> Inst
 
 
 def _described(instance: str | Path) -> str:
-    name = database_name(instance)
-    return name if name.startswith("the database ") else f"the database {name}"
+    return f"the database {database_name(instance)}"
 
 
 def write_private_file(path: Path, text: str) -> None:

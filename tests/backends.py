@@ -222,17 +222,19 @@ def sqlite_only_reason(node) -> str | None:
 
 
 def parametrize(metafunc) -> None:
-    """Run a test that uses the ``backend`` fixture once per chosen backend."""
-    if "backend" not in metafunc.fixturenames:
-        return
-    backends = chosen(metafunc.config)
-    reason = sqlite_only_reason(metafunc.definition)
-    if reason is not None:
-        marks = () if SQLITE in backends else (pytest.mark.skip(reason=f"SQLite only: {reason}"),)
-        params = [pytest.param(SQLITE, id=SQLITE, marks=marks)]
-    else:
-        params = [pytest.param(b, id=b) for b in backends]
-    metafunc.parametrize("backend", params, indirect=True)
+    """Run a test that uses the ``backend`` fixture (or ``module_backend``, one backend
+    for a module's worth of tests) once per chosen backend."""
+    for name, scope in (("backend", "function"), ("module_backend", "module")):
+        if name not in metafunc.fixturenames:
+            continue
+        backends = chosen(metafunc.config)
+        reason = sqlite_only_reason(metafunc.definition)
+        if reason is not None:
+            marks = () if SQLITE in backends else (pytest.mark.skip(reason=f"SQLite only: {reason}"),)
+            params = [pytest.param(SQLITE, id=SQLITE, marks=marks)]
+        else:
+            params = [pytest.param(b, id=b) for b in backends]
+        metafunc.parametrize(name, params, indirect=True, scope=scope)
 
 
 def skip_unchosen(config, items) -> None:
@@ -241,7 +243,8 @@ def skip_unchosen(config, items) -> None:
         return
     for item in items:
         reason = sqlite_only_reason(item)
-        if reason is not None and "backend" not in getattr(item, "fixturenames", ()):
+        names = getattr(item, "fixturenames", ())
+        if reason is not None and "backend" not in names and "module_backend" not in names:
             item.add_marker(pytest.mark.skip(reason=f"SQLite only: {reason}"))
 
 

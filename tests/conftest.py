@@ -82,17 +82,27 @@ def postgres_server() -> str:
     return url
 
 
-@pytest.fixture
-def backend(request, tmp_path):
-    """The backend this run of the test is on (a :class:`backends.Backend`)."""
+def _backend(request, folder):
     if request.param == SQLITE:
-        yield backends.SQLiteBackend(tmp_path)
+        yield backends.SQLiteBackend(folder)
         return
     pg = backends.PostgresBackend(request.getfixturevalue("postgres_server"))
     try:
         yield pg
     finally:
         pg.drop()
+
+
+@pytest.fixture
+def backend(request, tmp_path):
+    """The backend this run of the test is on (a :class:`backends.Backend`)."""
+    yield from _backend(request, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def module_backend(request, tmp_path_factory):
+    """The backend of a module's worth of tests that share one instance (a live server, say)."""
+    yield from _backend(request, tmp_path_factory.mktemp("backend"))
 
 
 @pytest.fixture

@@ -30,8 +30,8 @@ GIFT = {
 
 
 class Env:
-    def __init__(self, path):
-        result = init_instance(path)
+    def __init__(self, path, database=None):
+        result = init_instance(path, database=database)
         self.path = path
         self.cl = result.charity
         seed_demo(self.cl, donations=40)
@@ -49,8 +49,8 @@ class Env:
 
 
 @pytest.fixture
-def env(tmp_path):
-    e = Env(tmp_path / "inst")
+def env(tmp_path, backend):
+    e = Env(tmp_path / "inst", backend.database())
     yield e
     e.cl.stores.close()
 
