@@ -113,9 +113,11 @@ class Database:
         self.read_only = read_only
         self._local = threading.local()
         self._checking = threading.Lock()
+        # Named in pg_stat_activity, unless the URL names itself.
+        named = {} if "application_name" in psycopg.conninfo.conninfo_to_dict(url) else {"application_name": "luodi"}
         self.pool = ConnectionPool(
-            url, min_size=1, max_size=max(2, pool_size), timeout=self.lock_timeout, configure=_configure,
-            name="luodi", open=False,
+            url, kwargs=named, min_size=1, max_size=max(2, pool_size), timeout=self.lock_timeout,
+            configure=_configure, name="luodi", open=False,
         )
         try:
             self.pool.open(wait=True, timeout=self.lock_timeout)
