@@ -347,3 +347,20 @@ def test_erasing_a_private_row_leaves_no_dead_row_in_the_table(pg, raw):
         "WHERE relname = 'donor_private' AND schemaname = current_schema()"
     ).fetchone()
     assert vacuumed and dead == 0
+
+
+def test_a_disbursement_spends_hundreds_of_donations_oldest_first(pg):
+    """The FIFO allocation reads the unspent donations a page at a time inside the
+    append (64, then 256 ...), while it spends them: no donation is skipped or spent twice."""
+    from factories import disburse, donate, open_project, register
+
+    stores = pg()
+    cl = open_charity_ledger(stores, Signer.generate(ORIGIN), create=True)
+    ck = register(cl, "hope")
+    open_project(cl, "wells", ck)
+    receipts = [donate(cl, "wells", "1.00").receipt.entry.receipt for _ in range(150)]
+    disburse(cl, "wells", ck, "140.50")
+    view = stores.books.view()
+    spent = [sum(a for _, a in view.allocations_of(bytes.fromhex(r))) for r in receipts]
+    assert spent == [100] * 140 + [50] + [0] * 9
+    assert [r.hex() for r, _ in view.unspent("wells")] == receipts[140:]
