@@ -35,6 +35,14 @@ from .database_url import URL_NAME, is_database_url, redact
 DEMO_TOKENS = "demo-tokens.txt"
 
 
+def _closed(opened):
+    """``opened`` (stores, or a CharityLedger), closed when the command ends, whatever
+    happens: a PostgreSQL database's pool of connections is let go of at once."""
+    stores = getattr(opened, "stores", opened)
+    click.get_current_context().call_on_close(stores.close)
+    return opened
+
+
 class _Group(click.Group):
     def invoke(self, ctx):
         try:
@@ -89,6 +97,7 @@ def init(instance, origin, signing_window, database):
         )
         sys.exit(2)
     result = inst.init_instance(instance, origin, signing_window, database)
+    _closed(result.charity)
     ledger = result.charity.ledger
     click.echo(f"instance: {instance}")
     click.echo(f"database: {inst.database_name(instance)}")
@@ -115,7 +124,7 @@ def policy():
 @window_option
 def policy_record(instance, signing_window):
     """Record the policy in a log that has none (once; 'luodi init' does it in a new log)."""
-    entry = inst.open_instance(instance).record_policy(signing_window)
+    entry = _closed(inst.open_instance(instance)).record_policy(signing_window)
     click.echo(f"policy recorded at seq {entry.seq}, receipt {entry.receipt}: signing window {signing_window} s")
 
 
@@ -139,7 +148,7 @@ def upgrade(instance):
 )
 def demo(instance, donations):
     """Initialise the instance if needed, seed a demo into an empty log, print a summary."""
-    cl = inst.init_instance(instance).charity
+    cl = _closed(inst.init_instance(instance).charity)
     if cl.is_fresh():
         seed_demo(cl, donations, keys_dir=Path(instance) / "demo-keys")
     _summary(cl)
@@ -149,7 +158,7 @@ def demo(instance, donations):
 @instance_option
 def status(instance):
     """Print the log's size, latest checkpoint and verification result."""
-    _summary(inst.open_instance(instance, with_key=False))
+    _summary(_closed(inst.open_instance(instance, with_key=False)))
 
 
 @main.command()
@@ -157,7 +166,7 @@ def status(instance):
 @click.option("--log-key", help="Pin the log's verifier key instead of trusting the genesis entry's.")
 def verify(instance, log_key):
     """Re-verify every entry, tree node and checkpoint; exit 1 at the first fault."""
-    ledger = inst.open_instance(instance, with_key=False).ledger
+    ledger = _closed(inst.open_instance(instance, with_key=False)).ledger
     report = verify_log(ledger.store, ledger.registry, log_key)
     click.echo(
         f"ok: {report.size} entries, {report.checkpoints} checkpoints, "
@@ -169,7 +178,7 @@ def verify(instance, log_key):
 @instance_option
 def checkpoint(instance):
     """Print the latest signed checkpoint (a C2SP signed note)."""
-    click.echo(inst.open_instance(instance, with_key=False).ledger.checkpoint(), nl=False)
+    click.echo(_closed(inst.open_instance(instance, with_key=False)).ledger.checkpoint(), nl=False)
 
 
 @main.command()
@@ -238,7 +247,7 @@ def token():
 @click.option("--rate", help="This token's own write limit, e.g. '5000 per minute' [default: the server's for its role].")
 def token_create(instance, role, charity, rate):
     """Print a new bearer token once; only its hash is stored."""
-    stores = inst.open_stores(instance)
+    stores = _closed(inst.open_stores(instance))
     click.echo(create_token(stores.tokens, role, charity, stores.books.view(), rate))
 
 
@@ -246,7 +255,7 @@ def token_create(instance, role, charity, rate):
 @instance_option
 def token_list(instance):
     """List the tokens by id, role, charity and creation time (never the tokens)."""
-    for t in list_tokens(inst.open_stores(instance).tokens):
+    for t in list_tokens(_closed(inst.open_stores(instance)).tokens):
         click.echo(f"{t.id}  {t.role:<6}  {t.charity or '-'}  {t.created}  {t.rate or '-'}")
 
 
@@ -255,7 +264,7 @@ def token_list(instance):
 @click.argument("token_id")
 def token_revoke(instance, token_id):
     """Revoke a token by its id (from 'luodi token list'): it stops working at once."""
-    t = revoke_token(inst.open_stores(instance).tokens, token_id)
+    t = revoke_token(_closed(inst.open_stores(instance)).tokens, token_id)
     click.echo(f"revoked {t.id} ({t.role}{', ' + t.charity if t.charity else ''})")
 
 
@@ -270,7 +279,7 @@ def project():
 @click.option("--reason", required=True, help="Why the project closes (public, in the log).")
 def project_close(instance, project_id, reason):
     """Close a project: later donations and disbursements to it are refused."""
-    entry = inst.open_instance(instance).close_project(project_id, reason)
+    entry = _closed(inst.open_instance(instance)).close_project(project_id, reason)
     click.echo(f"project {project_id} closed at seq {entry.seq}, receipt {entry.receipt}")
 
 
@@ -284,7 +293,7 @@ def donor():
 @click.argument("receipt")
 def donor_show(instance, receipt):
     """Print what the intake sent about the donor of a gift, as JSON (null once erased)."""
-    personal = inst.open_instance(instance, with_key=False).personal_data(receipt)
+    personal = _closed(inst.open_instance(instance, with_key=False)).personal_data(receipt)
     click.echo(json.dumps(personal, ensure_ascii=False, sort_keys=True))
 
 
@@ -293,7 +302,7 @@ def donor_show(instance, receipt):
 @click.argument("receipt")
 def donor_erase(instance, receipt):
     """Erase what the intake sent about a donor and the kept salt; the log stays as it is."""
-    erased = inst.open_instance(instance, with_key=False).erase_personal_data(receipt)
+    erased = _closed(inst.open_instance(instance, with_key=False)).erase_personal_data(receipt)
     click.echo(f"erased the personal data of {receipt}" if erased else f"nothing to erase for {receipt}")
 
 

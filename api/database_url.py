@@ -36,7 +36,7 @@ def redact(url: str) -> str:
 
 def is_database_url(text: str) -> bool:
     """Whether ``text`` names a PostgreSQL database (``postgresql://`` or ``postgres://``)."""
-    return text.lower().startswith(SCHEMES)
+    return text.startswith(SCHEMES)
 
 
 def check_url(url: str, where: str) -> str:

@@ -157,7 +157,6 @@ def test_init_refuses_to_move_a_sqlite_instance_to_postgresql(tmp_path, runner):
 
 
 def test_an_unreachable_database_is_one_line_without_the_password(tmp_path, runner):
-    pytest.importorskip("ledger.stores.postgres")  # until the driver is merged
     inst = tmp_path / "inst"
     record(inst, f"postgresql://luodi:{SECRET}@127.0.0.1:1/luodi?connect_timeout=2")
     (inst / KEY_NAME).write_text("")  # never read: the database is opened first
