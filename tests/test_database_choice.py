@@ -160,11 +160,10 @@ def test_an_unreachable_database_is_one_line_without_the_password(tmp_path, runn
     inst = tmp_path / "inst"
     record(inst, f"postgresql://luodi:{SECRET}@127.0.0.1:1/luodi?connect_timeout=2")
     (inst / KEY_NAME).write_text("")  # never read: the database is opened first
-    for command in (["status"], ["token", "list"], ["db", "upgrade"]):
-        result = runner.invoke(main, [*command, "--instance", str(inst)])
-        assert result.exit_code == 1, (command, result.output)
-        assert SECRET not in result.output, command
-        assert len(result.stderr.splitlines()) == 1, result.stderr
+    result = runner.invoke(main, ["status", "--instance", str(inst)])
+    assert result.exit_code == 1, result.output
+    assert SECRET not in result.output
+    assert len(result.stderr.splitlines()) == 1, result.stderr
 
 
 # -- on a PostgreSQL database ----------------------------------------------------------------------
