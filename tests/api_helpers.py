@@ -202,6 +202,13 @@ def signed(payload: dict, *signers: Signer) -> dict:
     return {"payload": payload, "signatures": [P.sign(payload, s) for s in signers]}
 
 
+def close_app(app) -> None:
+    """Close the database an app opened (on PostgreSQL, its pool and read connections)."""
+    books = app.extensions.get("luodi", {}).get("books")
+    if books is not None:
+        books.stores.close()
+
+
 class ApiFactory:
     """Instance folders in ``tmp_path``, each with its database on ``backend``
     (a PostgreSQL instance records its schema's URL in the folder, so that every
@@ -277,9 +284,7 @@ class ApiFactory:
 
     def close(self) -> None:
         for app in self.apps:
-            books = app.extensions.get("luodi", {}).get("books")
-            if books is not None:
-                books.stores.close()
+            close_app(app)
         for reader in self.readers:
             reader.store.close()
 

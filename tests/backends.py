@@ -238,8 +238,14 @@ def parametrize(metafunc) -> None:
 
 
 def skip_unchosen(config, items) -> None:
-    """A SQLite-only test that does not use ``backend`` is skipped when SQLite is not chosen."""
-    if SQLITE in chosen(config):
+    """A SQLite-only test that does not use ``backend`` is skipped when SQLite is not
+    chosen; a ``postgres_only`` test (the driver's own) when PostgreSQL is not."""
+    backends = chosen(config)
+    if POSTGRES not in backends:
+        for item in items:
+            if item.get_closest_marker("postgres_only") is not None:
+                item.add_marker(pytest.mark.skip(reason="PostgreSQL only, and --backend sqlite"))
+    if SQLITE in backends:
         return
     for item in items:
         reason = sqlite_only_reason(item)

@@ -32,6 +32,7 @@ from ledger.log.note import Signer
 
 
 BASE_URL = os.environ.get("LUODI_TEST_DATABASE_URL", "postgresql:///luodi_test")
+pytestmark = pytest.mark.postgres_only  # skipped by --backend sqlite
 
 
 @pytest.fixture
