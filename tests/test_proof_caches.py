@@ -19,6 +19,8 @@ import ledger.log.ledger as log_module
 from ledger.log import merkle
 from ledger.log.note import Signer
 
+pytestmark = pytest.mark.sqlite_only("counts queries with SQLite's trace callback")
+
 BLOCK = 1 << log_module.CACHE_MIN_LEVEL
 # Sizes on both sides of block edges and of powers of two.
 SIZES = [1, 2, 63, 64, 65, 100, 127, 128, 129, 191, 192, 193, 255, 256, 257, 300]
