@@ -77,12 +77,13 @@ def db_copy(source, target, batch):
             raise InstanceError(f"--from takes the instance's SQLite file, not a URL ({shown(source)})")
         src = inst.open_database_copy(source)
         try:
-            checked = check_source(src)
-            dst = open_target(target, Path(source))
-            try:
-                report = copy_instance(src, dst, batch=batch, progress=_Progress(target))
-            finally:
-                dst.close()
+            with src.log.snapshot(streaming=True):  # one state of the source, verified, then copied
+                checked = check_source(src)
+                dst = open_target(target, Path(source))
+                try:
+                    report = copy_instance(src, dst, verified=checked, batch=batch, progress=_Progress(target))
+                finally:
+                    dst.close()
         finally:
             src.close()
     except VerificationFailed as exc:

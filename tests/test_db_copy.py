@@ -10,6 +10,7 @@ under CI=true).
 
 from __future__ import annotations
 
+import base64
 import shutil
 import signal
 import sqlite3
@@ -31,6 +32,7 @@ from ledger.charity.transfer import check_source, copy_instance
 from ledger.errors import InstanceError, LogCorrupted
 from ledger.log.keyfile import read_key_file
 from ledger.log.ledger import Ledger
+from ledger.log.verify import VerifyReport
 from ledger.stores.sqlite import open_sqlite
 
 
@@ -265,11 +267,34 @@ def test_a_source_that_does_not_verify_is_refused_at_the_bad_entry(source, make_
     dst = make_target().open()
     with closing(src_stores(path)) as src:
         with pytest.raises(LogCorrupted, match=f"^seq {seq} .*: entry is invalid"):
-            check_source(src)  # what the command runs first: nothing is written
-        # The copy checks every row as it reads it, too: it writes only the commits before the bad one.
+            check_source(src)  # what the command runs before it opens the target
         with pytest.raises(LogCorrupted, match=f"^seq {seq} .*: entry is invalid"):
-            copy_instance(src, dst, batch=1)
+            copy_instance(src, dst, batch=1)  # verifies the source first: nothing is written
+        assert dst.log.size() == 0
+        # Told (wrongly) that the source verified, the copy still checks every row as it
+        # reads it: it writes the commits before the bad one, and stops there.
+        told = VerifyReport(src.log.size(), b"\0" * 32, 0, "", "")
+        with pytest.raises(LogCorrupted, match=f"^seq {seq} .*: entry is invalid"):
+            copy_instance(src, dst, verified=told, batch=1)
     assert dst.log.size() == before and audited(dst)[0] == before
+
+
+def test_a_checkpoint_that_does_not_match_its_entries_stops_the_copy(source, make_target):
+    path, _ = source
+    with closing(src_stores(path)) as src:
+        note = src.log.checkpoint(12)[1]
+    lines = note.split("\n")
+    lines[2] = base64.b64encode(bytes(32)).decode()  # another root, under the same signature line
+    _tamper(path / "luodi.sqlite", "UPDATE checkpoints SET note = ? WHERE tree_size = 12", "\n".join(lines))
+    dst = make_target().open()
+    with closing(src_stores(path)) as src:
+        with pytest.raises(LogCorrupted, match="^seq 11: checkpoint at tree size 12"):
+            copy_instance(src, dst)
+        assert dst.log.size() == 0
+        told = VerifyReport(src.log.size(), b"\0" * 32, 0, "", "")
+        with pytest.raises(LogCorrupted, match="^seq 11: checkpoint at tree size 12 does not match the entries"):
+            copy_instance(src, dst, verified=told, batch=1)
+    assert dst.log.size() < 12 and audited(dst)[0] == dst.log.size()
 
 
 def test_entries_the_books_refuse_stop_the_copy_at_that_seq(source, make_target):

@@ -6,10 +6,11 @@ any two drivers), everything an instance keeps in its database:
 - the log, verbatim: every stored row and every signed checkpoint as the
   source holds them (nothing is re-signed, so the copy has the same roots and
   every receipt and checkpoint ever handed out stays valid in it).  The source
-  is read in one snapshot and checked as it is read: each row's entry, leaf
-  hash, ``prev`` link and stored tree nodes, and each checkpoint's signature
-  (by the genesis entry's key) and root, recomputed from the rows before it.
-  Only checked rows are written;
+  is read in one snapshot, verified whole first (:func:`check_source`: every
+  entry, node and checkpoint signature, so a source that does not verify is
+  refused before anything is written), and checked again as it is copied:
+  each row's entry, leaf hash, ``prev`` link and stored tree nodes, and each
+  checkpoint's size and root, recomputed from the rows before it;
 - the books, which follow the log: the entries of each commit go through the
   books' rules (:class:`ledger.charity.books.Books`) inside the target's append
   transaction that writes them, as an append's hook would, and the books
@@ -26,9 +27,9 @@ again finds that prefix (the target's latest checkpoint is byte for byte the
 source's checkpoint at that size) and goes on from it.  A target that holds any
 other log, or a longer one, is refused before anything is written.
 
-Run :func:`check_source` first: it verifies the whole source
-(:func:`ledger.log.verify.verify_log`), so a source that does not verify is
-refused before the target is even opened.
+A caller that should not even open the target for a source that does not
+verify runs :func:`check_source` itself, inside the source's snapshot, and
+passes its report on (``luodi db copy`` does).
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ..errors import Conflict, InstanceError, InvalidInput, LogCorrupted, LuodiError, MalformedNote, NotFound, SignatureError
-from ..log.checkpoint import open_checkpoint
+from ..log.checkpoint import parse_checkpoint
 from ..log.entry import Entry
 from ..log.merkle import Frontier, leaf_hash, pack_nodes
+from ..log.note import parse_note
 from ..log.store import Row
 from ..log.verify import CHUNK, Chain, VerifyReport, check_chunk, verify_log
 from .books import Books, verify_signed
@@ -82,31 +84,51 @@ class _Commit:
 
 
 def check_source(source: Stores) -> VerifyReport:
-    """Verify the whole source log (every entry, node and checkpoint); refuse an empty one."""
+    """Verify the whole source log (every entry, node and checkpoint); refuse an empty one.
+
+    Run it inside the snapshot that :func:`copy_instance` will copy (a caller that
+    opens the target only once the source has verified does so), and hand its
+    report to :func:`copy_instance`, which then need not check the checkpoints'
+    signatures a second time."""
     if source.log.checkpoint() is None:
         raise InstanceError("the source holds no log: there is nothing to copy")
     return verify_log(source.log, registry())
 
 
-def copy_instance(source: Stores, target: Stores, *, batch: int = BATCH, progress: Progress | None = None) -> CopyReport:
-    """Copy ``source``'s log, books, private rows and tokens into ``target`` (see the module)."""
+def copy_instance(
+    source: Stores,
+    target: Stores,
+    *,
+    verified: VerifyReport | None = None,
+    batch: int = BATCH,
+    progress: Progress | None = None,
+) -> CopyReport:
+    """Copy ``source``'s log, books, private rows and tokens into ``target`` (see the module).
+
+    ``verified``: what :func:`check_source` reported in the snapshot this call
+    runs in (the caller's ``source.log.snapshot()``); without it, the source is
+    verified here first, before anything is written."""
     if batch < 1:
         raise ValueError("batch must be at least 1")
     with source.log.snapshot(streaming=True):
         latest = source.log.checkpoint()
-        if latest is None:
-            raise InstanceError("the source holds no log: there is nothing to copy")
+        if verified is None:
+            verified = check_source(source)
+        if latest is None or verified.size != latest[0]:
+            raise ValueError("verified= is check_source()'s report in the snapshot being copied")
         start = _resume_point(source, target, latest)
         report = CopyReport(latest[0], b"", latest[1], start)
         pending: list[_Commit] = []
+        held = 0  # entries in pending
         src_books = source.books.view()
         for commit in _checked_commits(source):
             if commit.checkpoint[0] <= start:
                 continue  # the target holds it already (checked in _resume_point)
             pending.append(commit)
-            if sum(len(c.rows) for c in pending) >= batch:
+            held += len(commit.rows)
+            if held >= batch:
                 _write(target, pending, src_books, report, progress)
-                pending = []
+                pending, held = [], 0
         if pending:
             _write(target, pending, src_books, report, progress)
         _copy_tokens(source, target, report)
@@ -152,8 +174,8 @@ def _resume_point(source: Stores, target: Stores, latest: tuple[int, str]) -> in
 
 
 def _checked_commits(source: Stores) -> Iterator[_Commit]:
-    """The source's commits in order, each checked as :func:`ledger.log.verify.verify_stream`
-    checks them: entries, chain, stored tree nodes, checkpoint signature and root."""
+    """The source's commits in order, each checked again as it is read: entries, chain,
+    stored tree nodes, and each checkpoint's root against the entries before it."""
     kinds = registry()
     frontier, chain = Frontier(), Chain()
     checkpoints = source.log.iter_checkpoints()
@@ -178,7 +200,7 @@ def _checked_commits(source: Stores) -> Iterator[_Commit]:
             if next_cp is None or next_cp[0] < frontier.size:
                 raise LogCorrupted(row[0], "no checkpoint at the end of this entry's commit, or one out of order")
             if next_cp[0] == frontier.size:
-                _check_checkpoint(next_cp, frontier, chain)
+                _check_checkpoint(next_cp, frontier)
                 yield _Commit(rows, entries, next_cp)
                 rows, entries = [], []
                 next_cp = next(checkpoints, None)
@@ -201,10 +223,12 @@ def _chunks(rows: Iterator[Row]) -> Iterator[list[Row]]:
         yield chunk
 
 
-def _check_checkpoint(cp: tuple[int, str], frontier: Frontier, chain: Chain) -> None:
+def _check_checkpoint(cp: tuple[int, str], frontier: Frontier) -> None:
+    """The checkpoint's size and root are those of the entries before it (its signature
+    was checked by :func:`check_source`, in the same snapshot)."""
     size, note = cp
     try:
-        opened = open_checkpoint(note, chain.verifier, chain.origin)
+        opened = parse_checkpoint(parse_note(note).text)
     except LuodiError as exc:
         raise LogCorrupted(size - 1, f"checkpoint at tree size {size}: {exc.detail}") from exc
     if opened.size != size or not hmac.compare_digest(opened.root, frontier.root()):
