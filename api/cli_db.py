@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import urllib.parse
 from pathlib import Path
 
 import click
@@ -21,10 +20,12 @@ import click
 from ledger.charity.store import Stores
 from ledger.charity.transfer import BATCH, check_source, copy_instance
 from ledger.errors import InstanceError, LuodiError, VerificationFailed
+from ledger.stores.sqlite import open_sqlite
 
 from . import instance as inst
+from .database_url import check_url, redact
 
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class _Failed(click.ClickException):
@@ -33,29 +34,17 @@ class _Failed(click.ClickException):
         self.exit_code = code
 
 
-def is_url(text: str) -> bool:
-    return bool(_URL.match(text))
-
-
-def shown(url: str) -> str:
-    """A database URL without its password, for the terminal."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:***@{netloc[-1]}"))
+def _is_url(text: str) -> bool:
+    return bool(_SCHEME.match(text))
 
 
 def open_target(target: str, source: Path) -> Stores:
-    """The stores of the database to copy into, created or brought up to date."""
-    if is_url(target):
-        from ledger.stores.postgres import is_database_url, open_postgres
+    """The stores of the database to copy into (a PostgreSQL URL, else a SQLite
+    file), created or brought up to date."""
+    if _is_url(target):
+        from ledger.stores.postgres import open_postgres  # only a server target needs psycopg
 
-        if not is_database_url(target):
-            raise InstanceError(f"--to {shown(target)}: not a database URL this luodi can open (postgresql://...)")
-        return open_postgres(target, upgrade=True)
-    from ledger.stores.sqlite import open_sqlite
-
+        return open_postgres(check_url(target, "--to"), upgrade=True)
     path = Path(target)
     if path.exists() and source.exists() and os.path.samefile(path, source):
         raise InstanceError("--to names the source file itself")
@@ -73,8 +62,8 @@ def db_copy(source, target, batch):
     """Copy an instance's log (verbatim: the same checkpoints and roots), books, donor
     private rows and tokens into an empty database; restartable."""
     try:
-        if is_url(source):
-            raise InstanceError(f"--from takes the instance's SQLite file, not a URL ({shown(source)})")
+        if _is_url(source):
+            raise InstanceError(f"--from takes the instance's SQLite file, not a URL ({redact(source)})")
         src = inst.open_database_copy(source)
         try:
             with src.log.snapshot(streaming=True):  # one state of the source, verified, then copied
@@ -108,7 +97,7 @@ class _Progress:
     """A line at each tenth of the log, no more."""
 
     def __init__(self, target: str):
-        self.target = shown(target) if is_url(target) else target
+        self.target = redact(target)
         self.next = 0
 
     def __call__(self, done: int, total: int) -> None:

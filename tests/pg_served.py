@@ -1,9 +1,9 @@
 """``luodi serve`` on a database named by URL, for the multi-server and fault tests.
 
 - :func:`pg_instance` makes an instance folder (its log key) whose database is
-  a PostgreSQL URL (``LUODI_DATABASE_URL``), with an admin and an intake token,
-  and checks that the log really went there (no SQLite file in the folder, the
-  genesis entry in PostgreSQL).
+  a PostgreSQL URL (``luodi init --database URL``, which records it in the
+  folder), with an admin and an intake token, and checks that the log really
+  went there (no SQLite file in the folder, the genesis entry in PostgreSQL).
 - :class:`Server` is a :class:`test_e2e_gunicorn.LiveServer` that can be killed
   with SIGKILL (master and workers at once, as a crash or ``kill -9`` of the
   process group would) and started again.
@@ -24,7 +24,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pg_server import require_postgres
 from test_e2e_gunicorn import HOST, LiveServer, clean_env, luodi
 
 from ledger.charity import payload as P
@@ -39,10 +38,8 @@ PROJECT = "school-meals"
 RETRIES = 50  # tries of one donation that meets 503s or dead servers
 
 
-def pg_env(url: str | None, **extra: str) -> dict:
-    """The environment of ``luodi`` on the database at ``url`` (None: the instance's SQLite file)."""
-    if url is not None:
-        extra["LUODI_DATABASE_URL"] = url
+def pg_env(**extra: str) -> dict:
+    """The environment of ``luodi`` in these tests: no rate limits (the load is the test's own)."""
     return clean_env(LUODI_RATELIMIT_ENABLED="false", **extra)
 
 
@@ -57,21 +54,16 @@ class PgInstance:
 
     @property
     def env(self) -> dict:
-        return pg_env(self.url)
+        return pg_env()
 
     def luodi(self, *args, timeout: float = 120):
         return luodi(*args, *(() if "--url" in args else ("--instance", self.path)), env=self.env, timeout=timeout)
 
 
 def pg_instance(path: Path, url: str | None) -> PgInstance:
-    """``luodi init`` and two tokens on the database at ``url`` (None: SQLite, the default)."""
-    if url is not None:
-        try:
-            import api.database_url  # noqa: F401
-        except ImportError:
-            require_postgres("this luodi cannot keep an instance in PostgreSQL yet (no api.database_url)")
-    env = pg_env(url)
-    done = luodi("init", "--instance", path, env=env)
+    """``luodi init --database URL`` (None: SQLite, the default) and two tokens."""
+    env = pg_env()
+    done = luodi("init", "--instance", path, *(() if url is None else ("--database", url)), env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     vkey = next(line.split()[1] for line in done.stdout.splitlines() if line.startswith("verifier:"))
     if url is not None:

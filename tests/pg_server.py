@@ -1,15 +1,11 @@
-"""PostgreSQL for tests: a schema of its own on the shared server, or a private server.
+"""A PostgreSQL server of a test's own, which the test may stop, crash and start again.
 
-- :func:`require_postgres` skips a test, with the reason, when PostgreSQL cannot
-  be used here, and fails it instead under ``CI=true``.
-- :class:`Schema` is a fresh schema on the shared server (``LUODI_TEST_DATABASE_URL``,
-  default ``postgresql:///luodi_test``), dropped afterwards; its ``url`` points
-  a connection's ``search_path`` at it, so every test has a database of its own.
-- :class:`PrivateServer` is a PostgreSQL server of the test's own (``initdb``
-  into a temporary folder, run as the ``postgres`` user, on a unix socket and
-  a port of its own, no TCP listener), which a test may stop, kill and start
-  again.  A test that stops PostgreSQL must use one: the shared cluster is never
-  stopped.
+The shared test server (``LUODI_TEST_DATABASE_URL``, a schema per test: see
+:mod:`backends`) must never be stopped: a test that stops PostgreSQL uses a
+:class:`PrivateServer` (``initdb`` into a temporary folder, run as the
+``postgres`` user, on a unix socket and a port of its own, no TCP listener).
+:func:`require_postgres` skips a test, with the reason, when one cannot be run
+here (no server binaries, not root), and fails it instead under ``CI=true``.
 """
 
 from __future__ import annotations
@@ -19,13 +15,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import urllib.parse
-import uuid
 from pathlib import Path
 
 import pytest
+from backends import in_ci
 
-SHARED_URL = os.environ.get("LUODI_TEST_DATABASE_URL", "postgresql:///luodi_test")
 PG_USER = "postgres"
 
 
@@ -41,8 +35,8 @@ BIN = _bin_dir()
 
 def require_postgres(why: str) -> None:
     """Skip with ``why`` (fail under CI=true, where PostgreSQL must be there)."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true but {why}")
+    if in_ci():
+        pytest.fail(f"CI=true: {why}", pytrace=False)
     pytest.skip(why)
 
 
@@ -52,48 +46,6 @@ def psycopg_or_skip():
     except ImportError:
         require_postgres("psycopg is not installed (pip install 'psycopg[binary,pool]')")
     return psycopg
-
-
-def shared_or_skip(url: str = SHARED_URL) -> str:
-    """The shared server's URL, after a connection to it worked."""
-    psycopg = psycopg_or_skip()
-    try:
-        with psycopg.connect(url, connect_timeout=5) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        require_postgres(f"no PostgreSQL server is reachable at {url} ({str(exc).strip().splitlines()[0]})")
-    return url
-
-
-def with_search_path(url: str, schema: str) -> str:
-    """``url`` with libpq ``options`` that make ``schema`` the connection's search_path."""
-    base, _, query = url.partition("?")  # not urlunsplit: it drops the empty host of postgresql:///db
-    params = [(k, v) for k, v in urllib.parse.parse_qsl(query) if k != "options"]
-    params.append(("options", f"-csearch_path={schema}"))
-    return f"{base}?{urllib.parse.urlencode(params, quote_via=urllib.parse.quote)}"
-
-
-class Schema:
-    """A fresh schema on a server, dropped with everything in it on :meth:`drop`."""
-
-    def __init__(self, base: str | None = None, prefix: str = "t"):
-        self.base = base or shared_or_skip()
-        self.name = f"{prefix}_{uuid.uuid4().hex[:16]}"
-        psycopg = psycopg_or_skip()
-        with psycopg.connect(self.base, autocommit=True) as conn:
-            conn.execute(f'CREATE SCHEMA "{self.name}"')
-        self.url = with_search_path(self.base, self.name)
-
-    def drop(self) -> None:
-        psycopg = psycopg_or_skip()
-        with psycopg.connect(self.base, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE')
-
-    def __enter__(self) -> "Schema":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.drop()
 
 
 def _free_port() -> int:
@@ -187,14 +139,6 @@ class PrivateServer:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-@pytest.fixture
-def pg_schema():
-    """A fresh schema on the shared server, dropped afterwards (``.url``)."""
-    schema = Schema()
-    yield schema
-    schema.drop()
 
 
 @pytest.fixture

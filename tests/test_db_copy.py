@@ -1,11 +1,10 @@
 """``luodi db copy``: an instance's log, books, private rows and tokens moved to another
 database through the storage protocols alone (:mod:`ledger.charity.transfer`).
 
-Every test runs against two kinds of target, a SQLite file and a PostgreSQL
-schema of its own, through the same code: that the copy works between two
-different drivers is what shows it speaks only the protocols.  The
-PostgreSQL runs skip with the reason when no server is reachable (and fail
-under CI=true).
+The source is a SQLite file, as the command takes it.  Every test runs on each
+backend (``--backend``) as its target: a SQLite file, or a PostgreSQL schema of
+its own, through the same code; that the copy works between two different
+drivers is what shows it speaks only the protocols.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from copy_helpers import audited, contents, rich_instance
-from pg_server import Schema, require_postgres
+from backends import open_target
 from test_e2e_gunicorn import LUODI, clean_env, luodi, one_line_error
 
 from api.instance import open_database_copy, open_instance
@@ -37,49 +36,33 @@ from ledger.stores.sqlite import open_sqlite
 
 
 class Target:
-    """An empty database to copy into: ``spec`` is what ``--to`` takes."""
+    """An empty database to copy into, on the test's backend: ``spec`` is what ``--to`` takes."""
 
-    def __init__(self, kind: str, tmp_path: Path, name: str = "target"):
-        self.kind = kind
+    def __init__(self, backend, name: str = "target"):
+        self.kind = backend.name
+        self.spec = str(backend.target(name))
         self.opened: list[Stores] = []
-        self.schema = None
-        if kind == "sqlite":
-            self.spec = str(tmp_path / f"{name}.sqlite")
-        else:
-            try:
-                import ledger.stores.postgres  # noqa: F401
-            except ImportError as exc:
-                require_postgres(f"the PostgreSQL driver cannot be imported ({exc})")
-            self.schema = Schema(prefix="copy")
-            self.spec = self.schema.url
 
     def open(self) -> Stores:
-        if self.kind == "sqlite":
-            stores = open_sqlite(self.spec, upgrade=True)
-        else:
-            from ledger.stores.postgres import open_postgres
-
-            stores = open_postgres(self.spec, upgrade=True)
+        stores = open_target(self.spec, upgrade=True)
         self.opened.append(stores)
         return stores
 
     def close(self) -> None:
         for stores in self.opened:
             stores.close()
-        if self.schema is not None:
-            self.schema.drop()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def make_target(request, tmp_path):
+@pytest.fixture
+def make_target(backend):
     made: list[Target] = []
 
     def factory(name: str = "target") -> Target:
-        made.append(Target(request.param, tmp_path, name))
+        made.append(Target(backend, name))
         return made[-1]
 
     yield factory
-    for target in made:
+    for target in made:  # before the backend drops its schemas
         target.close()
 
 
@@ -330,10 +313,6 @@ def _instance_for(target: Target, key_from: Path, tmp_path: Path) -> Path:
     if target.kind == "sqlite":
         shutil.copy2(target.spec, folder / "luodi.sqlite")
         return folder
-    try:
-        import api.database_url  # noqa: F401
-    except ImportError:
-        require_postgres("this luodi cannot keep an instance in PostgreSQL yet (no api.database_url)")
     done = luodi("init", "--instance", folder, "--database", target.spec)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "kept the existing key" in done.stdout, done.stdout

@@ -22,8 +22,10 @@ from __future__ import annotations
 import threading
 
 import pytest
-from pg_server import PrivateServer, psycopg_or_skip
+from pg_server import private_pg, psycopg_or_skip  # noqa: F401  (private_pg: a fixture)
 from pg_served import PROJECT, Load, Server, check_acknowledged, pg_instance, request, setup_charity
+
+pytestmark = pytest.mark.postgres_only  # about PostgreSQL's own faults; --backend sqlite leaves them out
 
 PROBLEM = "application/problem+json"
 WORKERS, THREADS = 2, 4
@@ -31,16 +33,6 @@ BURST = 8  # concurrent requests right after a restart: more than a worker's thr
 # After PostgreSQL restarts, a request may meet a broken pooled connection before its
 # worker's pool has replaced them: at most this many 503s in all, over the retries.
 MAX_503_AFTER_RESTART = 16
-
-
-@pytest.fixture
-def private_pg():
-    server = PrivateServer()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
 
 
 def _donation(n: int | str) -> tuple[dict, str]:
@@ -104,7 +96,7 @@ def test_postgres_stopped_under_load_answers_503_then_recovers_by_itself(tmp_pat
 def test_a_statement_timeout_is_a_503_that_wrote_nothing(tmp_path, private_pg):
     psycopg = psycopg_or_skip()
     url = private_pg.url + "&options=" + "-c%20statement_timeout%3D1000"
-    inst = pg_instance(tmp_path / "instance", url)
+    inst = pg_instance(tmp_path / "instance", url)  # the server's connections get the URL's options
     env = {**inst.env, "LUODI_WRITE_LOCK_TIMEOUT": "15"}  # the statement timeout, not the lock wait, is what fires
     with Server(inst.path, inst.log_key, workers=1, threads=2, env=env) as server:
         setup_charity(inst, server.port)

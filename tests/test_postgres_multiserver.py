@@ -6,34 +6,22 @@ log, at its seq, with its bytes, proven against the latest signed checkpoint
 offline (a gift's whole receipt as a donor checks it); the log and its books
 verify (``luodi verify``, ``luodi audit``, on the instance and over HTTP).
 
-The point is PostgreSQL (one schema of the test's own on the shared server,
-``LUODI_DATABASE_URL``); the same test on SQLite (two servers on one file,
-through its flock) shows the harness holds the guarantee where it already did.
+The point is PostgreSQL (a schema of the test's own on the test server,
+recorded by ``luodi init --database``); the same test on SQLite (two servers on
+one file, through its flock) shows the harness holds the guarantee where it
+already did.
 Bounded: 6 clients x 40 operations, loopback only.
 """
 
 from __future__ import annotations
 
-import pytest
-from pg_server import Schema
 from pg_served import Load, Server, check_acknowledged, pg_instance, setup_charity
 
 THREADS, PER_THREAD = 6, 40
 
 
-@pytest.fixture(params=["postgres", "sqlite"])
-def database(request):
-    """The URL of a fresh database (None: the instance's own SQLite file)."""
-    if request.param == "sqlite":
-        yield None
-        return
-    schema = Schema(prefix="multi")
-    yield schema.url
-    schema.drop()
-
-
-def test_two_servers_one_database_kill9_one_midway_and_every_acknowledged_write_is_there(tmp_path, database):
-    inst = pg_instance(tmp_path / "instance", database)
+def test_two_servers_one_database_kill9_one_midway_and_every_acknowledged_write_is_there(tmp_path, backend):
+    inst = pg_instance(tmp_path / "instance", backend.database("instance"))
     a = Server(inst.path, inst.log_key, workers=2, threads=4, env=inst.env)
     b = Server(inst.path, inst.log_key, workers=2, threads=4, env=inst.env)
     with a, b:
