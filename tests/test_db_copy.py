@@ -18,6 +18,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from api_helpers import PROJECT
 from copy_helpers import audited, contents, rich_instance
 from backends import open_target
 from test_e2e_gunicorn import LUODI, clean_env, luodi, one_line_error
@@ -175,6 +176,28 @@ def test_erasures_and_revocations_since_an_earlier_run_reach_the_target(source, 
         assert contents(dst) == contents(src)
     finally:
         src.close()
+
+
+def test_a_copy_run_again_after_the_source_grew_copies_only_the_new_commits(source, make_target):
+    """Copy while the old server still serves, stop it, copy again: the second run
+    writes only what came since (the way to move with a short stop)."""
+    path, _ = source
+    dst = make_target().open()
+    with closing(src_stores(path)) as src:
+        first = copy_instance(src, dst)
+    cl = open_instance(path)
+    try:
+        for n in range(3):
+            cl.record_donation(PROJECT, "5.00", "cash", payment_ref=f"LATE-{n}", donor_ref=f"late-{n}",
+                               value_date="2026-11-30", intake_key=f"late-intake-{n}")
+        create_token(cl.stores.tokens, "intake")
+    finally:
+        cl.stores.close()
+    with closing(src_stores(path)) as src:
+        second = copy_instance(src, dst)
+        assert (second.resumed_from, second.copied, second.privates, second.tokens_added) == (first.size, 3, 3, 1)
+        assert contents(dst) == contents(src)
+        assert audited(dst) == audited(src)
 
 
 # -- refusals ------------------------------------------------------------------------------------
