@@ -1,2 +1,2 @@
-"""Schema migrations, one folder per database: :mod:`migrations.sqlite` now,
-and room for another database's beside it."""
+"""Schema migrations, one folder per database: :mod:`migrations.sqlite` for the
+embedded default and :mod:`migrations.postgres` for the server database."""
