@@ -114,21 +114,23 @@ class PostgresBooks(BooksView):
 
     def unspent(self, project):
         query = (
-            "SELECT receipt, amount - spent - refunded FROM donations "
-            "WHERE project = %s AND amount > spent + refunded ORDER BY seq"
+            "SELECT receipt, amount - spent - refunded, seq FROM donations "
+            "WHERE project = %s AND amount > spent + refunded AND seq > %s ORDER BY seq LIMIT %s"
         )
         if self._db is not None:  # a read: stream, the project may hold millions
-            yield from self._db.scan(query, (project,), rows=256)
+            for receipt, unspent, _ in self._db.scan(query, (project, -1, None), rows=256):
+                yield receipt, unspent
             return
-        # Inside an append: FIFO stops after the few donations a disbursement spends.
-        offset, page = 0, 64
+        # Inside an append: FIFO stops after the few donations a disbursement spends,
+        # so read a page at a time, from where the last page ended (the partial index's order).
+        after, page = -1, 64
         while True:
-            rows = self._all(query + " LIMIT %s OFFSET %s", (project, page, offset))
-            yield from rows
+            rows = self._all(query, (project, after, page))
+            for receipt, unspent, _ in rows:
+                yield receipt, unspent
             if len(rows) < page:
                 return
-            offset += page
-            page = min(page * 4, 4096)
+            after, page = rows[-1][2], min(page * 4, 4096)
 
     def private(self, receipt):
         row = self._one("SELECT salt, fingerprint, personal FROM donor_private WHERE receipt = %s", (receipt,))

@@ -40,6 +40,7 @@ did, its client would get 503 and retry.
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -113,9 +114,15 @@ class Database:
         self.read_only = read_only
         self._local = threading.local()
         self._checking = threading.Lock()
+        # Named in pg_stat_activity, unless the URL names itself.
+        named = {} if "application_name" in psycopg.conninfo.conninfo_to_dict(url) else {"application_name": "luodi"}
+        self._url = url
+        self._connect_args = {**named, "connect_timeout": max(2, math.ceil(self.lock_timeout))}
+        self._readers: list[psycopg.Connection] = []
+        self._readers_lock = threading.Lock()
         self.pool = ConnectionPool(
-            url, min_size=1, max_size=max(2, pool_size), timeout=self.lock_timeout, configure=_configure,
-            name="luodi", open=False,
+            url, kwargs=self._connect_args, min_size=1, max_size=max(2, pool_size), timeout=self.lock_timeout,
+            configure=_configure, name="luodi", open=False,
         )
         try:
             self.pool.open(wait=True, timeout=self.lock_timeout)
@@ -198,36 +205,44 @@ class Database:
 
     # -- reads --------------------------------------------------------------------
 
-    @contextmanager
-    def reading(self) -> Iterator[psycopg.Connection]:
-        """A connection to read through: this thread's snapshot's, or one from the pool."""
-        pinned = getattr(self._local, "conn", None)
-        if pinned is not None:
-            yield pinned
-            return
-        try:
-            with self.pool.connection() as conn:
-                yield conn
-        except BaseException as exc:
-            self._reraise(exc)
+    def _reader(self) -> psycopg.Connection:
+        """This thread's read connection (opened on first use, and again after a loss):
+        a read costs no pool checkout, as on SQLite each thread reads through its own."""
+        conn = getattr(self._local, "reader", None)
+        if conn is None or conn.closed:
+            conn = psycopg.connect(self._url, **self._connect_args)
+            _configure(conn)
+            self._local.reader = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def _drop_reader(self) -> None:
+        conn = getattr(self._local, "reader", None)
+        self._local.reader = None
+        if conn is not None:
+            conn.close()
+            with self._readers_lock:
+                self._readers.remove(conn)
 
     def read(self, work: Callable[[psycopg.Connection], T]) -> T:
-        """``work(conn)`` on a reading connection; tried once more on a fresh
-        connection if the first was broken (a server restarted since it was opened)."""
-        if getattr(self._local, "conn", None) is not None:
-            return work(self._local.conn)
-        try:
-            with self.pool.connection() as conn:
-                return work(conn)
-        except BaseException as exc:
-            if not is_disconnect(exc):
+        """``work(conn)`` on this thread's snapshot's connection or its read connection
+        (autocommit: each statement sees the latest commit); tried once more on a new
+        connection if the first was lost (a server restarted since it was opened)."""
+        pinned = getattr(self._local, "conn", None)
+        if pinned is not None:
+            return work(pinned)
+        for attempt in (1, 2):
+            try:
+                return work(self._reader())
+            except BaseException as exc:
+                if attempt == 1 and is_disconnect(exc):
+                    self._drop_reader()
+                    continue
+                if is_disconnect(exc):
+                    self._drop_reader()
                 self._reraise(exc)
-            self._translate(exc)  # checks the pool's idle connections
-        try:
-            with self.pool.connection() as conn:
-                return work(conn)
-        except BaseException as exc:
-            self._reraise(exc)
+        raise AssertionError("unreachable")
 
     def scan(self, query: str, args: tuple = (), rows: int = SCAN_ROWS) -> Iterator[tuple]:
         """Rows of ``query`` through a server-side cursor, ``rows`` per round trip."""
@@ -245,21 +260,41 @@ class Database:
     @contextmanager
     def snapshot(self, streaming: bool = False) -> Iterator[None]:
         """This thread's reads inside the block see one committed state, whichever
-        store of this database they go through (``streaming`` changes nothing here:
-        scans hold no cache)."""
+        store of this database they go through: its read connection, in a REPEATABLE
+        READ READ ONLY transaction.  (``streaming`` changes nothing here: scans go
+        through a server-side cursor and hold no cache.)"""
         if getattr(self._local, "conn", None) is not None:
             yield
             return
+        for attempt in (1, 2):
+            try:
+                conn = self._reader()
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                break
+            except BaseException as exc:
+                if is_disconnect(exc):
+                    self._drop_reader()
+                    if attempt == 1:
+                        continue
+                self._reraise(exc)
+        self._local.conn = conn
         try:
-            with self.pool.connection() as conn, conn.transaction():
-                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                self._local.conn = conn
-                try:
-                    yield
-                finally:
-                    self._local.conn = None
+            yield
         except BaseException as exc:
+            self._end_snapshot(conn)
             self._reraise(exc)
+        else:
+            self._end_snapshot(conn)
+
+    def _end_snapshot(self, conn: psycopg.Connection) -> None:
+        self._local.conn = None
+        if conn.broken:
+            self._drop_reader()
+            return
+        try:
+            conn.execute("ROLLBACK")
+        except psycopg.Error:
+            self._drop_reader()
 
     # -- failures and closing -------------------------------------------------------
 
@@ -291,6 +326,11 @@ class Database:
             threading.Thread(target=check, name="luodi-pool-check", daemon=True).start()
 
     def close(self) -> None:
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        self._local = threading.local()
         self.pool.close()
 
 
