@@ -180,8 +180,8 @@ def _select_one(conn) -> None:
 
 def proof_rate(open_, count: int, threads: int, seed: int, bare: bool = False) -> float:
     """Inclusion proofs/s through a freshly opened Ledger, on ``threads`` threads
-    (``bare``: instead, round trips of ``SELECT 1`` through the driver's pool, the
-    floor under any proof that reads the database once)."""
+    (``bare``: instead, round trips of ``SELECT 1`` through the driver's read
+    path, the floor under any proof that reads the database once)."""
     ledger = open_()
     try:
         size = ledger.size()
@@ -230,7 +230,7 @@ def proofs_part(args, pg_url: str, sqlite_path: Path) -> None:
     print(f"\n# {args.proofs:,} random inclusion proofs against the latest tree size at {args.entries:,} entries, "
           "through a freshly opened Ledger")
     print("# target: PostgreSQL >= 10,000 inclusion proofs/s at 1,000,000 entries")
-    print("# for scale: round trips of a bare SELECT 1 through the driver's pool, the floor of one query per proof")
+    print("# for scale: round trips of a bare SELECT 1 through the driver's read path, the floor of one query per proof")
     row("proofs", "threads", "SQLite", "PostgreSQL", "PostgreSQL / SQLite", "target", "PostgreSQL SELECT 1",
         "proofs / SELECT 1")
     for n in threads:
