@@ -166,9 +166,9 @@ def append_part(args) -> None:
         "ratio to the faster (target >= 50%)", "PostgreSQL / SQLite")
     for batch, s_ours, s_raw, p_ours, p_multi, p_many in results:
         p_raw = max(p_multi, p_many)
-        row(f"append {batch:>6}", f"{s_ours:,.0f}/s", f"{s_raw:,.0f}/s", f"{s_ours / s_raw:.0%}", f"{p_ours:,.0f}/s",
+        row(f"append {batch:>6}", f"{s_ours:,.0f}/s", f"{s_raw:,.0f}/s", f"{s_ours / s_raw:.1%}", f"{p_ours:,.0f}/s",
             f"{p_multi:,.0f}/s", f"{p_many:,.0f}/s",
-            f"{p_ours / p_raw:.0%} ({'met' if p_ours >= 0.5 * p_raw else 'NOT met'})", f"{p_ours / s_ours:.2f}x")
+            f"{p_ours / p_raw:.1%} ({'met' if p_ours >= 0.5 * p_raw else 'NOT met'})", f"{p_ours / s_ours:.2f}x")
 
 
 # -- proofs ----------------------------------------------------------------------------------------
