@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -28,8 +29,18 @@ from ledger.log.verify import verify_log
 from ledger.stores.sqlite import DEFAULT_LOCK_TIMEOUT
 
 from . import instance as inst
+from .database_url import ENV_VAR as URL_ENV
+from .database_url import URL_NAME, is_database_url, redact
 
 DEMO_TOKENS = "demo-tokens.txt"
+
+
+def _closed(opened):
+    """``opened`` (stores, or a CharityLedger), closed when the command ends, whatever
+    happens: a PostgreSQL database's pool of connections is let go of at once."""
+    stores = getattr(opened, "stores", opened)
+    click.get_current_context().call_on_close(stores.close)
+    return opened
 
 
 class _Group(click.Group):
@@ -69,12 +80,27 @@ window_option = click.option(
 @instance_option
 @click.option("--origin", help=f"The log's origin and key name (default {inst.DEFAULT_ORIGIN}).")
 @window_option
-def init(instance, origin, signing_window):
+@click.option(
+    "--database", metavar="postgresql://USER@HOST:PORT/DB",
+    help="Keep the log in this PostgreSQL database instead of luodi.sqlite in the instance folder; the URL is "
+    f"recorded in the folder ({URL_NAME}, mode 0600) for every later command and the server. "
+    f"{URL_ENV} overrides the recorded URL (and without --database, init uses it and records nothing). "
+    "The password may stay out of the URL: libpq reads PGPASSWORD or ~/.pgpass. The log key stays in the folder.",
+)
+def init(instance, origin, signing_window, database):
     """Create the instance folder, the log key (mode 0600) and the database; a new
     log starts with its genesis entry and its policy entry."""
-    result = inst.init_instance(instance, origin, signing_window)
+    if database is not None and not is_database_url(database.strip()):
+        click.echo(
+            f"Error: --database takes a PostgreSQL URL (postgresql://… or postgres://…), not {redact(database)!r}",
+            err=True,
+        )
+        sys.exit(2)
+    result = inst.init_instance(instance, origin, signing_window, database)
+    _closed(result.charity)
     ledger = result.charity.ledger
     click.echo(f"instance: {instance}")
+    click.echo(f"database: {inst.database_name(instance)}")
     if result.tightened is not None:
         click.echo(f"folder:   made private (mode {result.tightened:o} -> 700)")
     click.echo(f"log key:  {'created' if result.created_key else 'kept the existing key'} ({instance}/{inst.KEY_NAME})")
@@ -98,7 +124,7 @@ def policy():
 @window_option
 def policy_record(instance, signing_window):
     """Record the policy in a log that has none (once; 'luodi init' does it in a new log)."""
-    entry = inst.open_instance(instance).record_policy(signing_window)
+    entry = _closed(inst.open_instance(instance)).record_policy(signing_window)
     click.echo(f"policy recorded at seq {entry.seq}, receipt {entry.receipt}: signing window {signing_window} s")
 
 
@@ -122,7 +148,7 @@ def upgrade(instance):
 )
 def demo(instance, donations):
     """Initialise the instance if needed, seed a demo into an empty log, print a summary."""
-    cl = inst.init_instance(instance).charity
+    cl = _closed(inst.init_instance(instance).charity)
     if cl.is_fresh():
         seed_demo(cl, donations, keys_dir=Path(instance) / "demo-keys")
     _summary(cl)
@@ -132,7 +158,7 @@ def demo(instance, donations):
 @instance_option
 def status(instance):
     """Print the log's size, latest checkpoint and verification result."""
-    _summary(inst.open_instance(instance, with_key=False))
+    _summary(_closed(inst.open_instance(instance, with_key=False)))
 
 
 @main.command()
@@ -140,7 +166,7 @@ def status(instance):
 @click.option("--log-key", help="Pin the log's verifier key instead of trusting the genesis entry's.")
 def verify(instance, log_key):
     """Re-verify every entry, tree node and checkpoint; exit 1 at the first fault."""
-    ledger = inst.open_instance(instance, with_key=False).ledger
+    ledger = _closed(inst.open_instance(instance, with_key=False)).ledger
     report = verify_log(ledger.store, ledger.registry, log_key)
     click.echo(
         f"ok: {report.size} entries, {report.checkpoints} checkpoints, "
@@ -152,7 +178,7 @@ def verify(instance, log_key):
 @instance_option
 def checkpoint(instance):
     """Print the latest signed checkpoint (a C2SP signed note)."""
-    click.echo(inst.open_instance(instance, with_key=False).ledger.checkpoint(), nl=False)
+    click.echo(_closed(inst.open_instance(instance, with_key=False)).ledger.checkpoint(), nl=False)
 
 
 @main.command()
@@ -221,7 +247,7 @@ def token():
 @click.option("--rate", help="This token's own write limit, e.g. '5000 per minute' [default: the server's for its role].")
 def token_create(instance, role, charity, rate):
     """Print a new bearer token once; only its hash is stored."""
-    stores = inst.open_stores(instance)
+    stores = _closed(inst.open_stores(instance))
     click.echo(create_token(stores.tokens, role, charity, stores.books.view(), rate))
 
 
@@ -229,7 +255,7 @@ def token_create(instance, role, charity, rate):
 @instance_option
 def token_list(instance):
     """List the tokens by id, role, charity and creation time (never the tokens)."""
-    for t in list_tokens(inst.open_stores(instance).tokens):
+    for t in list_tokens(_closed(inst.open_stores(instance)).tokens):
         click.echo(f"{t.id}  {t.role:<6}  {t.charity or '-'}  {t.created}  {t.rate or '-'}")
 
 
@@ -238,7 +264,7 @@ def token_list(instance):
 @click.argument("token_id")
 def token_revoke(instance, token_id):
     """Revoke a token by its id (from 'luodi token list'): it stops working at once."""
-    t = revoke_token(inst.open_stores(instance).tokens, token_id)
+    t = revoke_token(_closed(inst.open_stores(instance)).tokens, token_id)
     click.echo(f"revoked {t.id} ({t.role}{', ' + t.charity if t.charity else ''})")
 
 
@@ -253,7 +279,7 @@ def project():
 @click.option("--reason", required=True, help="Why the project closes (public, in the log).")
 def project_close(instance, project_id, reason):
     """Close a project: later donations and disbursements to it are refused."""
-    entry = inst.open_instance(instance).close_project(project_id, reason)
+    entry = _closed(inst.open_instance(instance)).close_project(project_id, reason)
     click.echo(f"project {project_id} closed at seq {entry.seq}, receipt {entry.receipt}")
 
 
@@ -267,7 +293,7 @@ def donor():
 @click.argument("receipt")
 def donor_show(instance, receipt):
     """Print what the intake sent about the donor of a gift, as JSON (null once erased)."""
-    personal = inst.open_instance(instance, with_key=False).personal_data(receipt)
+    personal = _closed(inst.open_instance(instance, with_key=False)).personal_data(receipt)
     click.echo(json.dumps(personal, ensure_ascii=False, sort_keys=True))
 
 
@@ -276,7 +302,7 @@ def donor_show(instance, receipt):
 @click.argument("receipt")
 def donor_erase(instance, receipt):
     """Erase what the intake sent about a donor and the kept salt; the log stays as it is."""
-    erased = inst.open_instance(instance, with_key=False).erase_personal_data(receipt)
+    erased = _closed(inst.open_instance(instance, with_key=False)).erase_personal_data(receipt)
     click.echo(f"erased the personal data of {receipt}" if erased else f"nothing to erase for {receipt}")
 
 

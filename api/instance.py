@@ -1,7 +1,10 @@
 """The instance folder and the composition root: where the house is put together.
 
 ``instance/luodi.sqlite`` holds the log, its books and its tokens (the SQLite
-driver, :mod:`ledger.stores.sqlite`); ``instance/log.key`` holds the log's
+driver, :mod:`ledger.stores.sqlite`), unless the instance names a PostgreSQL
+database (``instance/database.url``, or ``LUODI_DATABASE_URL``; see
+:mod:`api.database_url`): then that database holds them (the PostgreSQL
+driver, :mod:`ledger.stores.postgres`).  ``instance/log.key`` holds the log's
 Ed25519 signer key in Go's note format (``PRIVATE+KEY+...``), mode 0600.  The
 key is created once and never overwritten, and its text is never logged.
 Opening an instance wires the driver's stores into a charity ledger
@@ -23,12 +26,15 @@ from pathlib import Path
 
 from ledger.charity.books import DEFAULT_WINDOW_SECONDS
 from ledger.charity.service import CharityLedger, open_charity_ledger
+from ledger.charity.store import Stores
 from ledger.errors import InstanceError, MalformedNote, Unavailable
 from ledger.log.keyfile import read_key_file, write_key_file
 from ledger.log.ledger import Ledger
 from ledger.log.note import Signer, check_name
 from ledger.stores.sqlite import DEFAULT_LOCK_TIMEOUT, SQLiteStores, open_sqlite, open_sqlite_copy
 from ledger.stores.sqlite.files import refuse_loose_modes
+
+from .database_url import check_url, database_url, env_url, recorded_url, redact, url_file
 
 DB_NAME = "luodi.sqlite"
 KEY_NAME = "log.key"
@@ -88,10 +94,17 @@ def load_key(path: Path) -> Signer:
 
 
 def init_instance(
-    instance: str | Path, origin: str | None = None, signing_window: int = DEFAULT_WINDOW_SECONDS
+    instance: str | Path,
+    origin: str | None = None,
+    signing_window: int = DEFAULT_WINDOW_SECONDS,
+    database: str | None = None,
 ) -> InitResult:
     """Create (or bring up to date) an instance: folder, key, migrations, genesis,
     and the log's policy entry (``signing_window``, in seconds) in a new log.
+
+    ``database``: a PostgreSQL URL to keep the log in, recorded in the folder
+    (``database.url``, mode 0600); without it, ``LUODI_DATABASE_URL`` (not
+    recorded), else the URL recorded before, else ``luodi.sqlite`` in the folder.
 
     Safe to run again: an existing key is kept, and ``origin`` must then match it.
     A log that already holds more than its genesis entry keeps its policy as it
@@ -103,21 +116,36 @@ def init_instance(
             check_name(origin)
         except MalformedNote as exc:
             raise InstanceError(f"origin {origin!r}: {exc.detail}") from exc
-    if db_path.exists():
+    if database is not None:
+        database = check_url(database, "--database")
+    recorded = recorded_url(root)
+    if database is not None and recorded is not None and database != recorded:
+        raise InstanceError(
+            f"this instance's database is {redact(recorded)}, recorded in {url_file(root)}: "
+            "an instance keeps one database (use another instance folder)"
+        )
+    url = database or env_url() or recorded
+    if url is not None and db_path.exists():
+        raise InstanceError(
+            f"this instance's database is {db_path}: it cannot move to {redact(url)} (use another instance folder)"
+        )
+    if url is None and db_path.exists():
         refuse_loose_modes(db_path)
     created = not key_path.exists()
-    if created and db_path.exists():
-        stores = open_sqlite(db_path, upgrade=True)
+    if created and (url is not None or db_path.exists()):
+        stores = _open(db_path, url, upgrade=True)
         has_log = stores.log.size() > 0
         stores.close()
         if has_log:
-            raise InstanceError(f"{db_path} holds a log but its key {key_path} is missing: restore the key")
+            raise InstanceError(f"{_name(db_path, url)} holds a log but its key {key_path} is missing: restore the key")
     tightened = make_private_folder(root)
     signer = create_key(key_path, origin or DEFAULT_ORIGIN) if created else load_key(key_path)
     if origin is not None and signer.name != origin:
         raise InstanceError(f"this instance's log is {signer.name!r}, not {origin!r}")
-    stores = open_sqlite(db_path, upgrade=True)
+    stores = _open(db_path, url, upgrade=True)
     try:
+        if database is not None and recorded is None:
+            write_private_file(url_file(root), database + "\n")
         charity = open_charity_ledger(stores, signer, create=True)
         if charity.ledger.size() == 1:  # a new log (or one whose init stopped after its genesis)
             charity.record_policy(signing_window)
@@ -127,17 +155,46 @@ def init_instance(
     return InitResult(charity, created, stores.migrations_applied, tightened)
 
 
-def open_stores(
-    instance: str | Path, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, read_only: bool = False
-) -> SQLiteStores:
-    """The stores of an existing instance (for its tokens, say); see :func:`open_sqlite`."""
+def _open(db_path: Path, url: str | None, **kwargs) -> Stores:
+    """The stores of the PostgreSQL database at ``url``, else of the SQLite file ``db_path``."""
+    if url is None:
+        return open_sqlite(db_path, **kwargs)
+    from ledger.stores.postgres import open_postgres  # only an instance that names a server needs psycopg
+
+    return open_postgres(url, **kwargs)
+
+
+def _name(db_path: Path, url: str | None) -> str:
+    """The database, as messages name it: its file, or its URL without the password."""
+    return str(db_path) if url is None else redact(url)
+
+
+def database_name(instance: str | Path) -> str:
+    """The database of the instance at ``instance``, as messages name it."""
+    root, db_path, _ = _paths(instance)
+    return _name(db_path, database_url(root))
+
+
+def _opened(instance: str | Path, **kwargs) -> Stores:
+    """The stores of an existing instance folder: its PostgreSQL database if it names
+    one, else its SQLite file (whose files, like the folder, must be private)."""
     root, db_path, _ = _paths(instance)
     if not root.is_dir():
         raise InstanceError(f"no instance folder at {root}: run 'luodi init' first")
-    if db_path.exists():  # else the driver says there is no database
+    url = database_url(root)
+    if url is not None:
+        refuse_loose_folder(root)
+    elif db_path.exists():  # else the driver says there is no database
         refuse_loose_folder(root)
         refuse_loose_modes(db_path)
-    return open_sqlite(db_path, lock_timeout=lock_timeout, read_only=read_only)
+    return _open(db_path, url, **kwargs)
+
+
+def open_stores(
+    instance: str | Path, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, read_only: bool = False
+) -> Stores:
+    """The stores of an existing instance (for its tokens, say); see :func:`open_sqlite`."""
+    return _opened(instance, lock_timeout=lock_timeout, read_only=read_only)
 
 
 def open_instance(
@@ -185,7 +242,11 @@ def check_serving(instance: str | Path, *, lock_timeout: float = DEFAULT_LOCK_TI
 def _unservable(instance: str | Path, exc: Unavailable, read_only: bool) -> InstanceError:
     cause = exc.__cause__ or exc
     verb, advice = ("read", "fix that") if read_only else ("write", "fix that, or serve it with --read-only")
-    return InstanceError(f"cannot {verb} the database {_paths(instance)[1]} ({cause}): {advice}")
+    return InstanceError(f"cannot {verb} {_described(instance)} ({cause}): {advice}")
+
+
+def _described(instance: str | Path) -> str:
+    return f"the database {database_name(instance)}"
 
 
 def write_private_file(path: Path, text: str) -> None:
@@ -197,12 +258,7 @@ def write_private_file(path: Path, text: str) -> None:
 
 
 def upgrade_database(instance: str | Path) -> list[str]:
-    _, db_path, _ = _paths(instance)
-    if not Path(instance).is_dir():
-        raise InstanceError(f"no instance folder at {instance}: run 'luodi init' first")
-    if db_path.exists():
-        refuse_loose_folder(Path(instance))
-        refuse_loose_modes(db_path)
-    stores = open_sqlite(db_path, upgrade=True)
+    """Apply the pending migrations of an existing instance's database; return their names."""
+    stores = _opened(instance, upgrade=True)
     stores.close()
     return stores.migrations_applied

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import rfc8785
+from backends import Backend, register
 from factories import CHARITY, OTHER_CHARITY, OTHER_PROJECT, PERIOD, books_rows, charity_signers, vkeys
 
 import api
@@ -201,18 +202,34 @@ def signed(payload: dict, *signers: Signer) -> dict:
     return {"payload": payload, "signatures": [P.sign(payload, s) for s in signers]}
 
 
+def close_app(app) -> None:
+    """Close the database an app opened (on PostgreSQL, its pool and read connections)."""
+    books = app.extensions.get("luodi", {}).get("books")
+    if books is not None:
+        books.stores.close()
+
+
 class ApiFactory:
-    def __init__(self, tmp_path: Path):
+    """Instance folders in ``tmp_path``, each with its database on ``backend``
+    (a PostgreSQL instance records its schema's URL in the folder, so that every
+    ``luodi`` command and server started on the folder finds it); without a
+    backend, SQLite."""
+
+    def __init__(self, tmp_path: Path, backend: Backend | None = None):
         self.tmp_path = tmp_path
+        self.backend = backend
         self.apps: list = []
         self.readers: list[Ledger] = []
+
+    def database(self, name: str) -> str | None:
+        return None if self.backend is None else self.backend.database(name)
 
     def instance(self, name: str = "inst", *, demo: int = 0) -> tuple[Path, dict]:
         """Build an instance folder: CHARITY with PROJECT (SEED_DONATIONS) and the closed
         CLOSED_PROJECT (one donation), OTHER_CHARITY with OTHER_PROJECT (one donation), optionally the
         demo, and four tokens.  Returns the path and what the tests need to know."""
         path = self.tmp_path / name
-        result = init_instance(path)
+        result = init_instance(path, database=self.database(name))
         stores = result.charity.stores
         try:
             books = result.charity
@@ -259,22 +276,22 @@ class ApiFactory:
     def __call__(self, name: str = "inst", *, config: dict | None = None, demo: int = 0) -> ApiEnv:
         path, known = self.instance(name, demo=demo)
         app = self.app(config or {}, path=path)
-        reader = open_instance(path, with_key=False).ledger
+        opened = open_instance(path, with_key=False)
+        register(opened.stores, self.database(name) or path / "luodi.sqlite")
+        reader = opened.ledger
         self.readers.append(reader)
         return ApiEnv(path, app, app.test_client(), reader, **known)
 
     def close(self) -> None:
         for app in self.apps:
-            books = app.extensions.get("luodi", {}).get("books")
-            if books is not None:
-                books.stores.close()
+            close_app(app)
         for reader in self.readers:
             reader.store.close()
 
 
 @pytest.fixture
-def make_api(tmp_path):
+def make_api(tmp_path, backend):
     """make_api(name="inst", config=None, demo=0) -> ApiEnv; make_api.app(config, path=) -> a bare app."""
-    factory = ApiFactory(tmp_path)
+    factory = ApiFactory(tmp_path, backend)
     yield factory
     factory.close()

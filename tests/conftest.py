@@ -1,7 +1,10 @@
 """Shared fixtures: every test gets its own database; fixtures return factories.
 
 A test ledger is what ``luodi`` runs: the generic log with the charity
-registry and the books as its append hook, on the SQLite driver.
+registry and the books as its append hook, on the backend the ``backend``
+fixture names: a SQLite file or a PostgreSQL schema (``--backend``, see
+:mod:`backends`).  Every fixture here that opens storage asks for it, so a
+test that uses one runs on each chosen backend.
 """
 
 from __future__ import annotations
@@ -9,14 +12,15 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
+import backends
 import pytest
+from backends import SQLITE, open_target, stores_of, target_of  # noqa: F401  (re-exported to the tests)
 
 from ledger.charity.kinds import registry
 from ledger.charity.service import CharityLedger, open_charity_ledger
 from ledger.log.clock import format_time
 from ledger.log.ledger import Ledger
 from ledger.log.note import Signer
-from ledger.stores.sqlite import SQLiteStores, open_sqlite
 
 ORIGIN = "test.luodi.example/log"
 REGISTRY = registry()  # the kinds of a charity log, as luodi writes it
@@ -33,10 +37,11 @@ class FixedClock:
         return format_time(dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc))
 
 
-def open_ledger(path, signer: Signer | None = None, *, create: bool = False, **kwargs) -> Ledger:
-    """The charity ledger of the SQLite file at ``path`` (``create``: a new file and
-    its genesis entry); close it with ``ledger.store.close()``."""
-    stores = open_sqlite(path, upgrade=create)
+def open_ledger(target, signer: Signer | None = None, *, create: bool = False, **kwargs) -> Ledger:
+    """The charity ledger of the database ``target`` (a SQLite path or a PostgreSQL URL,
+    as ``backend.target(name)`` or ``target_of(ledger)`` give; ``create``: a new database
+    and its genesis entry); close it with ``ledger.store.close()``."""
+    stores = open_target(target, upgrade=create)
     try:
         return open_charity_ledger(stores, signer, create=create, **kwargs).ledger
     except BaseException:
@@ -44,9 +49,60 @@ def open_ledger(path, signer: Signer | None = None, *, create: bool = False, **k
         raise
 
 
-def stores_of(ledger: Ledger) -> SQLiteStores:
-    """The SQLite stores (log, books, tokens) a test ledger was opened on."""
-    return SQLiteStores(ledger.store.db)
+# -- the backends (see backends.py) ----------------------------------------------------------------
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--backend", choices=("sqlite", "postgres", "all"), default="all",
+        help="the storage backends the tests that use storage run on (default: all); PostgreSQL at "
+        f"${backends.TEST_URL_ENV} (default {backends.DEFAULT_TEST_URL})",
+    )
+
+
+def pytest_generate_tests(metafunc):
+    backends.parametrize(metafunc)
+
+
+def pytest_collection_modifyitems(config, items):
+    backends.skip_unchosen(config, items)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The test server's URL, once it answers; else every PostgreSQL test is skipped
+    (failed under CI=true) with the reason."""
+    url = backends.server_url()
+    error = backends.server_error(url)
+    if error is not None:
+        reason = backends.unreachable(url, error)
+        if backends.in_ci():
+            pytest.fail(f"CI=true: {reason}", pytrace=False)
+        pytest.skip(reason)
+    return url
+
+
+def _backend(request, folder):
+    if request.param == SQLITE:
+        yield backends.SQLiteBackend(folder)
+        return
+    pg = backends.PostgresBackend(request.getfixturevalue("postgres_server"))
+    try:
+        yield pg
+    finally:
+        pg.drop()
+
+
+@pytest.fixture
+def backend(request, tmp_path):
+    """The backend this run of the test is on (a :class:`backends.Backend`)."""
+    yield from _backend(request, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def module_backend(request, tmp_path_factory):
+    """The backend of a module's worth of tests that share one instance (a live server, say)."""
+    yield from _backend(request, tmp_path_factory.mktemp("backend"))
 
 
 @pytest.fixture
@@ -55,12 +111,12 @@ def signer() -> Signer:
 
 
 @pytest.fixture
-def make_charity(tmp_path, signer):
+def make_charity(backend, signer):
     """make_charity(name="a", clock=None, signer_=None, **kw) -> a fresh CharityLedger with its genesis entry."""
     opened = []
 
     def factory(name: str = "ledger", clock=None, signer_=None, **kwargs) -> CharityLedger:
-        stores = open_sqlite(tmp_path / f"{name}.sqlite", upgrade=True)
+        stores = backend.open(name, upgrade=True)
         opened.append(stores)
         if clock is not None:
             kwargs["clock"] = clock
@@ -95,14 +151,14 @@ def make_setup(make_charity):
 
 
 @pytest.fixture
-def make_books(tmp_path):
-    """make_books(name="books", signer=None, **kw) -> (stores, CharityLedger) on a fresh file, closed afterwards."""
+def make_books(backend):
+    """make_books(name="books", signer=None, **kw) -> (stores, CharityLedger) on a fresh database, closed afterwards."""
     from factories import open_books
 
     opened = []
 
     def factory(name: str = "books", signer: Signer | None = None, **kwargs):
-        stores, cl = open_books(tmp_path / f"{name}.sqlite", signer, **kwargs)
+        stores, cl = open_books(backend.target(name), signer, **kwargs)
         opened.append(stores)
         return stores, cl
 

@@ -5,7 +5,8 @@ a refusal wrote nothing.
 Everything here talks to the ledger through its public calls
 (:class:`ledger.charity.service.CharityLedger`, :mod:`ledger.charity.payload`)
 except :func:`books_rows`, which reads the books' tables with a connection of
-its own, so that a refusal can be shown to leave every one of them untouched.
+its own (sqlite3, or psycopg on PostgreSQL), so that a refusal can be shown to
+leave every one of them untouched.
 The fixtures built on these (``make_books``, ``make_setup``) are in ``conftest.py``.
 """
 
@@ -20,17 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from backends import open_target, target_of
 from conftest import REGISTRY, FixedClock
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlite_utils.migrations import Migrations
 
 from ledger.charity import payload as P
 from ledger.charity.service import CharityLedger, DonationReceipt, open_charity_ledger
+from ledger.charity.store import Stores
 from ledger.log.clock import format_time
 from ledger.log.entry import Entry, parse_entry
 from ledger.log.ledger import Ledger
 from ledger.log.note import Signer, Verifier
-from ledger.stores.sqlite import SQLiteStores, open_sqlite
 from ledger.stores.sqlite.books import BOOKS_TABLES  # every table a refusal must leave alone
 from migrations import sqlite as sqlite_migrations
 
@@ -98,9 +100,10 @@ def sign_all(payload: dict, *signers: Signer) -> list[dict]:
 # -- a ledger and what goes into it ----------------------------------------------------------------
 
 
-def open_books(path: str | Path, signer: Signer | None = None, **kwargs) -> tuple[SQLiteStores, CharityLedger]:
-    """A fresh (or existing) database at ``path``: its stores and a CharityLedger over them."""
-    stores = open_sqlite(path, upgrade=True)
+def open_books(target: str | Path, signer: Signer | None = None, **kwargs) -> tuple[Stores, CharityLedger]:
+    """A fresh (or existing) database at ``target`` (a SQLite path or a PostgreSQL URL):
+    its stores and a CharityLedger over them."""
+    stores = open_target(target, upgrade=True)
     try:
         cl = open_charity_ledger(stores, signer or Signer.generate(LOG_ORIGIN), create=True, **kwargs)
     except BaseException:
@@ -174,7 +177,7 @@ def disburse(cl: CharityLedger, project: str, ck: CharityKeys, amount: str, curr
     return cl.disburse(body, ck.sign(body))
 
 
-def entries(stores: SQLiteStores) -> list[Entry]:
+def entries(stores: Stores) -> list[Entry]:
     return [parse_entry(row[3], REGISTRY) for row in stores.log.iter_entries()]
 
 
@@ -311,17 +314,35 @@ def charity_entries_before_0007(monkeypatch):
 
 
 def _log_store(target):
-    """The log store of a Ledger, a CharityLedger or the stores of a SQLite file."""
-    return target.log if isinstance(target, SQLiteStores) else getattr(target, "ledger", target).store
+    """The log store of a Ledger, a CharityLedger or a Stores."""
+    return target.log if isinstance(target, Stores) else getattr(target, "ledger", target).store
 
 
 def books_rows(target) -> dict[str, list[tuple]]:
     """Every committed row of every books table, sorted (the whole derived index plus
     donor_private), read with a connection of its own."""
-    with closing(sqlite3.connect(_log_store(target).path)) as conn:
+    where = target_of(target)
+    if isinstance(where, str):
+        return _postgres_books_rows(where)
+    with closing(sqlite3.connect(where)) as conn:
         # (a database at an older migration lacks the later tables)
         present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall()) for t in BOOKS_TABLES if t in present}  # noqa: S608
+
+
+def _postgres_books_rows(url: str) -> dict[str, list[tuple]]:
+    import psycopg
+
+    try:  # the driver's own list, if it keeps one
+        from ledger.stores.postgres.books import BOOKS_TABLES as tables
+    except ImportError:
+        tables = BOOKS_TABLES
+    with closing(psycopg.connect(url, autocommit=True)) as conn:
+        present = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+        rows = {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables if t in present}  # noqa: S608
+    # A check of nothing would pass whatever a refusal wrote.
+    assert {"books_state", "donations", "projects", "donor_private"} <= rows.keys(), (url, sorted(present))
+    return rows
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from api_helpers import close_app
 from conftest import REGISTRY
 
 import api
@@ -30,15 +31,16 @@ GIFT = {
 
 
 class Env:
-    def __init__(self, path):
-        result = init_instance(path)
+    def __init__(self, path, database=None):
+        result = init_instance(path, database=database)
         self.path = path
         self.cl = result.charity
         seed_demo(self.cl, donations=40)
         tokens = self.cl.stores.tokens
         self.admin = {"Authorization": "Bearer " + create_token(tokens, "admin")}
         self.intake = {"Authorization": "Bearer " + create_token(tokens, "intake")}
-        self.client = api.create_app({"TESTING": True, "INSTANCE": str(path), "RATELIMIT_ENABLED": False}).test_client()
+        self.app = api.create_app({"TESTING": True, "INSTANCE": str(path), "RATELIMIT_ENABLED": False})
+        self.client = self.app.test_client()
 
     def give(self, key="admin-gift-0001", **changes) -> str:
         resp = self.client.post(
@@ -49,10 +51,11 @@ class Env:
 
 
 @pytest.fixture
-def env(tmp_path):
-    e = Env(tmp_path / "inst")
+def env(tmp_path, backend):
+    e = Env(tmp_path / "inst", backend.database())
     yield e
     e.cl.stores.close()
+    close_app(e.app)
 
 
 def problem(resp, status: int, slug: str) -> dict:

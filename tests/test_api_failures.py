@@ -5,6 +5,9 @@ logged by Flask with its traceback and the request's id, and the client gets
 an RFC 9457 problem carrying the same id.  The answer does not claim to know
 what the failed request wrote.  A request's id comes from a sane
 ``X-Request-Id`` header, or is made up; every answer echoes it.
+
+SQLite only (the default database): this is about logging unexpected failures; the
+storage, service, API and end-to-end tests run on every backend.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ def test_a_full_queue_refuses_at_once_and_writes_nothing(ledger):
     assert "nothing was written" in refused.detail
     results = held.finish()
     assert all(not isinstance(r, BaseException) for r in results.values())
-    assert [t for _, t in _committed(ledger.store.path)] == [None, "first", "q0", "q1", "q2"]
+    assert [t for _, t in _committed(ledger)] == [None, "first", "q0", "q1", "q2"]
     ledger.append("note", {"text": "after"})  # the queue drained: appends are taken again
     assert verify_log(ledger.store, REGISTRY).size == 6
 
@@ -53,7 +53,7 @@ def test_an_append_that_waits_too_long_is_refused_and_never_written(ledger):
     assert ledger._group._waiting == []  # it left the queue before any leader could take it
     results = held.finish()
     assert results["first"][0].seq == 1
-    assert [t for _, t in _committed(ledger.store.path)] == [None, "first"]
+    assert [t for _, t in _committed(ledger)] == [None, "first"]
     assert commits(ledger) == [1, 2]
     assert ledger.append("note", {"text": "next"}).seq == 2  # nobody is left waiting to lead
     assert verify_log(ledger.store, REGISTRY).size == 3
@@ -79,7 +79,7 @@ def test_an_append_taken_into_a_commit_is_never_abandoned(ledger):
     entry, w = results["taken"]
     assert entry.seq == 2 and w is results["first"][1]
     assert commits(ledger) == [1, 3]  # one commit held both
-    assert [t for _, t in _committed(ledger.store.path)] == [None, "first", "taken"]
+    assert [t for _, t in _committed(ledger)] == [None, "first", "taken"]
 
 
 def test_a_lone_append_commits_alone_without_waiting_for_a_full_group(ledger):

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import pytest
+from backends import execute
 from conftest import REGISTRY
 from factories import (
     CharityKeys,
@@ -82,10 +82,7 @@ def mixed(make_books):
 
 def tamper(stores, *statements):
     """Edit the database behind the ledger's back, with a connection of our own."""
-    with closing(sqlite3.connect(stores.path)) as conn:
-        for sql, args in statements:
-            conn.execute(sql, args)
-        conn.commit()
+    execute(stores, *statements)
 
 
 @contextmanager

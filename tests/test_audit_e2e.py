@@ -7,6 +7,9 @@ gunicorn) and against a copy of a real database file.
   changed inside the SQLite file (triggers dropped) fails, naming the seq and
   the receipt; the wrong key fails.
 - Exit 2 for an unreachable server and a malformed key string.
+
+SQLite only: --db audits a copy of a SQLite file, and the remote audit reads the server
+over HTTP only (the storage, service, API and end-to-end tests run on every backend).
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ the state file keeps the last verified checkpoint.  A fork (a copy of the
 instance that goes on with other entries, signed by the same key), a log that
 shrank, and a bad consistency proof each fail with exit 1, and the state is
 written only after a run that passed, atomically, with mode 0600.
+
+SQLite only (the default database): the audit reads the server over HTTP only, so which
+database serves it does not matter here; the storage, service, API and end-to-end tests
+run on every backend.
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ from scratch: a per-project FIFO queue of ``[receipt, remaining]``; a
 disbursement takes from the oldest first and a refund reduces only its own
 donation.  Every refusal must leave the log, its checkpoint and the books
 exactly as they were.
+
+SQLite only: Hypothesis runs hundreds of examples, each on a database of its
+own, outside pytest's fixtures; the rules it checks are the core's, and the
+same service runs on PostgreSQL in the storage and service tests.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Batch intake against a real gunicorn: SIGKILL of the worker mid-batch keeps all of
 a batch or none of it (and every acknowledged receipt), and ``luodi import`` SIGKILLed
-part way and run again records every row once."""
+part way and run again records every row once; on every backend."""
 
 from __future__ import annotations
 
@@ -62,9 +62,9 @@ def verified(instance: Path, log_key) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_sigkill_of_the_worker_mid_batch_keeps_all_or_none_and_every_acknowledged_receipt(tmp_path):
+def test_sigkill_of_the_worker_mid_batch_keeps_all_or_none_and_every_acknowledged_receipt(tmp_path, backend):
     instance = tmp_path / "instance"
-    log_key, admin, intake = init_instance(instance)
+    log_key, admin, intake = init_instance(instance, backend.database())
     url = f"/v1/projects/{PROJECTS[0]}/donations/batch"
     acknowledged: list[dict] = []
     killed: list[list[dict]] = []
@@ -148,9 +148,9 @@ def write_csv(path: Path, rows: int) -> tuple[int, int]:
     return rows, 3
 
 
-def test_luodi_import_killed_part_way_and_run_again_records_every_row_once(tmp_path):
+def test_luodi_import_killed_part_way_and_run_again_records_every_row_once(tmp_path, backend):
     instance = tmp_path / "instance"
-    log_key, admin, intake = init_instance(instance)
+    log_key, admin, intake = init_instance(instance, backend.database())
     settlement = tmp_path / "settlement.csv"
     good, bad = write_csv(settlement, 6000)
     with LiveServer(instance, log_key, workers=1) as server:
@@ -197,9 +197,9 @@ def test_luodi_import_refuses_a_bad_file_or_an_unreachable_server_with_one_line(
     assert {"missing": "cannot read", "columns": "lacks the columns", "unreachable": "cannot reach"}[case] in lines[0]
 
 
-def test_luodi_import_reads_ndjson_and_refuses_rows_of_an_unknown_project(tmp_path):
+def test_luodi_import_reads_ndjson_and_refuses_rows_of_an_unknown_project(tmp_path, backend):
     instance = tmp_path / "instance"
-    log_key, admin, intake = init_instance(instance)
+    log_key, admin, intake = init_instance(instance, backend.database())
     source = tmp_path / "settlement.ndjson"
     rows = [
         {**item("nd-000001"), "project": PROJECTS[0], "personal": {"name": "Wang Fang"}},

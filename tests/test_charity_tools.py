@@ -2,6 +2,10 @@
 ``token create`` and ``disburse`` against a live gunicorn server on 127.0.0.1.
 
 Refusals print one ``Error:`` line, exit non-zero and write nothing.
+
+SQLite only: the token tests read the database file's bytes (only a token's hash
+is stored; a refusal leaves every byte as it was), and ``disburse`` is a client
+of the HTTP API, whose storage the API and e2e tests run on every backend.
 """
 
 from __future__ import annotations

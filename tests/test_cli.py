@@ -1,4 +1,9 @@
-"""The ``luodi`` command line, driven through click's CliRunner."""
+"""The ``luodi`` command line, driven through click's CliRunner.
+
+On SQLite (the default database); luodi init --database and the commands on a PostgreSQL
+instance are tests/test_database_choice.py; the storage, service, API and end-to-end
+tests run on every backend.
+"""
 
 from __future__ import annotations
 

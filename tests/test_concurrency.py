@@ -10,12 +10,12 @@ import textwrap
 import threading
 from pathlib import Path
 
-from conftest import REGISTRY, notes
+from backends import CHILD_OPEN
+from conftest import REGISTRY, notes, open_target, target_of
 
 from ledger.charity.service import open_charity_ledger
 from ledger.log.entry import parse_entry
 from ledger.log.verify import verify_log
-from ledger.stores.sqlite import open_sqlite
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,15 +24,14 @@ BATCHES = 40
 PER_BATCH = 25
 SINGLES = 10
 
-CHILD = textwrap.dedent(
+CHILD = CHILD_OPEN + textwrap.dedent(
     """
     import json, os, sys, time
     from ledger.charity.service import open_charity_ledger
     from ledger.log.note import Signer
-    from ledger.stores.sqlite import open_sqlite
 
     name, path, procs, batches, per, singles = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:7])
-    storage = open_sqlite(path)
+    storage = open_database(path)
     # open_charity_ledger checks the signer against the genesis entry.
     ledger = open_charity_ledger(storage, Signer.from_string(os.environ["LUODI_TEST_KEY"])).ledger
     report = []
@@ -58,7 +57,7 @@ CHILD = textwrap.dedent(
 
 def test_processes_append_concurrently(make_ledger, signer):
     ledger = make_ledger()
-    path = ledger.store.path
+    path = target_of(ledger)
     env = {**os.environ, "LUODI_TEST_KEY": signer.to_string(), "PYTHONPATH": str(ROOT)}
     names = [f"p{n}" for n in range(PROCS)]
     children = [
@@ -118,8 +117,8 @@ def test_processes_append_concurrently(make_ledger, signer):
 
 def test_threads_share_one_ledger_and_separate_connections(make_ledger, signer):
     ledger = make_ledger()
-    path = ledger.store.path
-    other_storages = [open_sqlite(path) for _ in range(2)]
+    path = target_of(ledger)
+    other_storages = [open_target(path) for _ in range(2)]
     ledgers = [ledger, ledger, *(open_charity_ledger(s, signer).ledger for s in other_storages)]
     errors = []
     start = threading.Barrier(len(ledgers))

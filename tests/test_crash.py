@@ -1,4 +1,4 @@
-"""SIGKILL a writer mid-batch: the log keeps only whole, signed batches."""
+"""SIGKILL a writer mid-batch: the log keeps only whole, signed batches (on every backend)."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REGISTRY
+from backends import CHILD_OPEN
+from conftest import REGISTRY, open_target, target_of
 
 from ledger.charity.service import open_charity_ledger
 from ledger.log.checkpoint import open_checkpoint
 from ledger.log.entry import parse_entry
 from ledger.log.ledger import Ledger
 from ledger.log.verify import verify_log
-from ledger.stores.sqlite import open_sqlite
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 10_000
@@ -28,31 +28,30 @@ BATCH = 10_000
 # The child appends batches forever.  It prints "begin <b>" before a batch,
 # "staged <b>" once the rows are written inside the still-open transaction
 # (then, when asked, lingers there), and "commit <b> <size>" after the commit.
-CHILD = textwrap.dedent(
+CHILD = CHILD_OPEN + textwrap.dedent(
     """
     import os, sys, time
     from contextlib import contextmanager
     from ledger.charity.service import open_charity_ledger
     from ledger.log.note import Signer
-    from ledger.stores.sqlite import open_sqlite
-    from ledger.stores.sqlite.log import SQLiteLogStore
 
     path, per, linger = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 
-    class Storage(SQLiteLogStore):
-        @contextmanager
-        def append_transaction(self):
-            with super().append_transaction() as txn:
-                write = txn.write
-                def staged(entries, checkpoint):
-                    write(entries, checkpoint)
-                    print("staged", batch, flush=True)
-                    time.sleep(linger)
-                txn.write = staged
-                yield txn
+    storage = open_database(path)
+    transaction = storage.log.append_transaction
 
-    storage = open_sqlite(path)
-    storage.log = Storage(storage.db)
+    @contextmanager
+    def append_transaction():
+        with transaction() as txn:
+            write = txn.write
+            def staged(entries, checkpoint):
+                write(entries, checkpoint)
+                print("staged", batch, flush=True)
+                time.sleep(linger)
+            txn.write = staged
+            yield txn
+
+    storage.log.append_transaction = append_transaction
     ledger = open_charity_ledger(storage, Signer.from_string(os.environ["LUODI_TEST_KEY"])).ledger
     batch = (ledger.size() - 1) // per
     while True:
@@ -77,8 +76,8 @@ def read_line(child: subprocess.Popen, deadline: float) -> str:
             return line.split()
 
 
-def check_whole(path: Path, log_key: str) -> int:
-    storage = open_sqlite(path)
+def check_whole(path: Path | str, log_key: str) -> int:
+    storage = open_target(path)
     try:
         report = verify_log(storage.log, REGISTRY, log_key)
         size = storage.log.size()
@@ -103,7 +102,7 @@ def check_whole(path: Path, log_key: str) -> int:
 @pytest.mark.slow
 def test_sigkill_mid_batch_keeps_only_whole_batches(make_ledger, signer):
     ledger = make_ledger()
-    path = ledger.store.path
+    path = target_of(ledger)
     log_key = signer.verifier.to_string()
     ledger.store.close()
     env = {**os.environ, "LUODI_TEST_KEY": signer.to_string(), "PYTHONPATH": str(ROOT)}
@@ -160,7 +159,7 @@ def test_sigkill_mid_batch_keeps_only_whole_batches(make_ledger, signer):
         size = new_size
     assert killed_mid_batch >= 2
     # The store is still writable after the crashes, by a fresh writer.
-    storage = open_sqlite(path)
+    storage = open_target(path)
     try:
         open_charity_ledger(storage, signer).ledger.append_batch([("note", {"text": "after the crashes"})])
         assert verify_log(storage.log, REGISTRY, log_key).size == size + 1

@@ -24,6 +24,8 @@ from ledger.charity.kinds import registry
 from ledger.errors import InstanceError, Unavailable
 from ledger.log.verify import verify_log
 
+pytestmark = pytest.mark.sqlite_only("a copy of a SQLite file, opened with SQLite's read-only mode")
+
 
 def _files(folder: Path) -> dict[str, tuple[str, int]]:
     """Every file of the folder: its SHA-256 and its mtime in ns."""

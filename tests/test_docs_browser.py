@@ -2,6 +2,9 @@
 
 Chromium comes from Debian (``.ci/run`` installs it); Playwright drives it
 through ``executable_path``, since browser downloads are not possible here.
+
+SQLite only (the default database): this is about the API explorer in a browser; the
+storage, service, API and end-to-end tests run on every backend.
 """
 
 from __future__ import annotations

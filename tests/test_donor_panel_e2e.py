@@ -8,6 +8,9 @@ these tests join the two: a receipt looked up from the home page's form is prove
 the browser, a receipt altered on its way (Playwright request routing) fails at the
 matching step, and a changed log key raises the warning.  Screenshots of the verified
 and failed receipt pages, at phone and desktop widths, go to tests/artifacts/pages/.
+
+SQLite only (the default database): this is about the donor pages and what they render;
+the storage, service, API and end-to-end tests run on every backend.
 """
 
 from __future__ import annotations

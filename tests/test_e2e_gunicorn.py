@@ -1,5 +1,8 @@
 """End to end over real HTTP: ``luodi serve`` runs gunicorn with two workers on
-127.0.0.1, and a donor checks a receipt with nothing but ``ledger/``.
+127.0.0.1, and a donor checks a receipt with nothing but ``ledger/``, on every
+backend (the instance records its PostgreSQL URL in its folder, so the server
+finds it); the access log, the refusals of an unusable folder and the HTTP
+benchmark do not depend on the database and run on SQLite.
 
 The server is started as a real process through the installed ``luodi``
 console script (after ``luodi init`` and ``luodi token create``), and it is
@@ -77,9 +80,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def init_instance(instance: Path) -> tuple[Verifier, str, str]:
-    """``luodi init`` plus an admin and an intake token: (pinned log key, admin, intake)."""
-    done = luodi("init", "--instance", instance)
+def init_instance(instance: Path, database: str | None = None) -> tuple[Verifier, str, str]:
+    """``luodi init`` (``--database`` if given: ``backend.database(name)``) plus an admin and
+    an intake token: (pinned log key, admin, intake)."""
+    done = luodi("init", "--instance", instance, *(["--database", database] if database else []))
     assert done.returncode == 0, done.stderr
     vkey = next(line.split()[1] for line in done.stdout.splitlines() if line.startswith("verifier:"))
     tokens = []
@@ -279,9 +283,9 @@ class Scenario:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory):
+def live(tmp_path_factory, module_backend):
     instance = tmp_path_factory.mktemp("e2e") / "instance"
-    log_key, admin, intake = init_instance(instance)
+    log_key, admin, intake = init_instance(instance, module_backend.database("e2e"))
     with LiveServer(instance, log_key) as server:
         server.tokens = (admin, intake)
         yield server
@@ -518,6 +522,7 @@ def test_export_lines_are_the_hashed_entries(scenario):
         assert json.loads(line)["prev"] == prev.hex()
 
 
+@pytest.mark.sqlite_only("looks for luodi.sqlite among each worker's open files")
 def test_both_gunicorn_workers_serve(live):
     workers = live.worker_pids()
     assert len(workers) == 2, live.log()
@@ -543,11 +548,11 @@ def test_both_gunicorn_workers_serve(live):
     assert live.worker_pids() == workers  # no worker died on the way
 
 
-def test_threaded_workers_commit_concurrent_donations_and_every_receipt_verifies(tmp_path):
+def test_threaded_workers_commit_concurrent_donations_and_every_receipt_verifies(tmp_path, backend):
     """--threads: a worker's concurrent donations may share a commit; each 201 is
     durable and proven against the checkpoint that covers it."""
     instance = tmp_path / "instance"
-    log_key, admin, intake = init_instance(instance)
+    log_key, admin, intake = init_instance(instance, backend.database())
     signers = [Signer.generate(f"{CHARITY}/finance-{i}") for i in (1, 2)]
     with LiveServer(instance, log_key, workers=1, threads=4) as server:
         sc = Scenario(server, admin, intake, signers)

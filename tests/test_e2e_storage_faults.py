@@ -24,6 +24,8 @@ from test_e2e_gunicorn import HOST, LUODI, LiveServer, clean_env, free_port, htt
 from api.instance import DB_NAME
 from ledger.log.note import Signer
 
+pytestmark = pytest.mark.sqlite_only("faults made on SQLite's files and locks (flock, chmod, a full disk)")
+
 PROBLEM = "application/problem+json"
 LOCK_TIMEOUT = "1"  # seconds, through LUODI_WRITE_LOCK_TIMEOUT (the --lock-timeout option's variable)
 CLIENT_TIMEOUT = 30  # a functional bound: the old code hung until gunicorn's 60 s worker timeout, or forever

@@ -13,6 +13,8 @@ from test_cli import refused, run
 
 from api.instance import DB_NAME, init_instance, open_instance
 
+pytestmark = pytest.mark.sqlite_only("the modes of luodi.sqlite and its WAL, shared-memory and lock files")
+
 FILES = (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", DB_NAME + ".lock")
 
 

@@ -6,6 +6,10 @@ genesis entry that names the pinned key; a checkpoint that the pinned key
 signed, for exactly the entries followed; and catching up to a larger tree.
 The core audit (``ledger/charity/remote_audit.py``) runs, with the follower and
 the monitor state, in an interpreter where no server stack can be imported.
+
+SQLite only (the default database): the audit reads the server over HTTP only, so which
+database serves it does not matter here; the storage, service, API and end-to-end tests
+run on every backend.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 import rfc8785
-from conftest import REGISTRY, FixedClock, stores_of
+from conftest import REGISTRY, FixedClock, open_target, stores_of
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from test_golden import GOLDEN as V1
 from test_golden import build as build_v1
@@ -44,7 +44,6 @@ from ledger.log.entry import parse_entry
 from ledger.log.merkle import Frontier, pack_nodes, verify_inclusion
 from ledger.log.note import Signer, Verifier
 from ledger.log.verify import verify_log, verify_stream
-from ledger.stores.sqlite import open_sqlite
 
 GOLDEN_PATH = Path(__file__).parent / "golden" / "ledger_v2.json"
 ORIGIN = "golden.luodi.example/charity-log"
@@ -76,9 +75,10 @@ def _donation(i: int, amount: str, donor: str) -> dict:
     return body
 
 
-def build(path: Path):
-    """The golden charity ledger, from fixed inputs only, as ``luodi init`` starts a log."""
-    stores = open_sqlite(path, upgrade=True)
+def build(path: Path | str):
+    """The golden charity ledger, from fixed inputs only, as ``luodi init`` starts a log
+    (in a SQLite file or a PostgreSQL URL)."""
+    stores = open_target(path, upgrade=True)
     cl = open_charity_ledger(stores, signer(ORIGIN), clock=FixedClock(START_MS), create=True)
     cl.record_policy(600)
     keys = [signer(f"{CHARITY}/finance-{i}") for i in (1, 2)]
@@ -137,9 +137,9 @@ GOLDEN = json.loads(GOLDEN_PATH.read_text(encoding="utf-8"))
 CANONICAL = [e["canonical"].encode("utf-8") for e in GOLDEN["entries"]]
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    stores, cl = build(tmp_path_factory.mktemp("golden-v2") / "golden.sqlite")
+@pytest.fixture
+def built(backend):
+    stores, cl = build(backend.target("golden"))
     yield cl
     stores.close()
 

@@ -4,9 +4,9 @@ returns before the commit that holds their entries is durable."""
 
 from __future__ import annotations
 
+from backends import committed
 from conftest import REGISTRY
 
-import sqlite3
 import threading
 import time
 
@@ -25,14 +25,9 @@ def _wait_until(cond, what: str, seconds: float = 10.0) -> None:
         time.sleep(0.001)
 
 
-def _committed(path) -> list[tuple[int, str]]:
+def _committed(ledger) -> list[tuple[int, str]]:
     """(seq, text) of every committed note, read by a separate connection."""
-    conn = sqlite3.connect(path)
-    try:
-        rows = conn.execute("SELECT seq, canonical FROM entries ORDER BY seq").fetchall()
-    finally:
-        conn.close()
-    return [(seq, parse_entry(data, REGISTRY).body.get("text")) for seq, data in rows]
+    return [(seq, parse_entry(data, REGISTRY).body.get("text")) for seq, data in committed(ledger)]
 
 
 class Held:
@@ -114,7 +109,7 @@ def test_refused_job_writes_nothing_and_the_rest_of_its_group_lands(ledger):
     assert isinstance(results["bad"], InvalidInput)
     a, b = results["a"][0], results["b"][0]
     assert (a.seq, b.seq) == (2, 3) and b.prev == a.receipt  # the chain closes over the gap
-    assert [t for _, t in _committed(ledger.store.path)] == [None, "first", "a", "b"]
+    assert [t for _, t in _committed(ledger)] == [None, "first", "a", "b"]
     assert verify_log(ledger.store, REGISTRY).size == 4
 
 
@@ -131,7 +126,7 @@ def test_unexpected_failure_rolls_back_the_whole_group_and_reaches_every_caller(
     assert not isinstance(results["first"], BaseException)
     for name in ("a", "boom", "b"):
         assert isinstance(results[name], RuntimeError), name
-    assert [t for _, t in _committed(ledger.store.path)] == [None, "first"]
+    assert [t for _, t in _committed(ledger)] == [None, "first"]
     assert ledger.checkpoint().startswith(ledger.origin + "\n2\n")
     # The lead was handed on and the log goes on from where it was.
     assert ledger.append("note", {"text": "after"}).seq == 2
@@ -148,7 +143,7 @@ def test_nobody_returns_before_their_entry_is_durable(ledger):
         for _ in range(10):
             entry, _ = ledger.in_group(append)
             # Another connection (another process, after a crash) already sees it.
-            seen.append(entry.body["text"] in {t for _, t in _committed(ledger.store.path)})
+            seen.append(entry.body["text"] in {t for _, t in _committed(ledger)})
 
     threads = [threading.Thread(target=worker) for _ in range(6)]
     for t in threads:
@@ -178,7 +173,7 @@ def test_many_threads_keep_one_chain(ledger):
     for t in threads:
         t.join(60)
     assert not errors
-    texts = [t for _, t in _committed(ledger.store.path)][1:]
+    texts = [t for _, t in _committed(ledger)][1:]
     assert len(texts) == len(set(texts)) == 8 * (20 + 5 * 3)
     # A batch stays contiguous inside its group.
     for k in range(8):

@@ -3,7 +3,7 @@ of 8 threads) takes a burst of concurrent donation POSTs in far fewer commits th
 requests, every request still gets its own receipt proven against the checkpoint
 signed with its commit, and a request refused inside a group leaves the others
 intact.  Commits are counted through the checkpoints the log keeps (one per
-commit), never by timing."""
+commit), never by timing.  On every backend."""
 
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ def commits(instance) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tmp_path_factory, module_backend):
     instance = tmp_path_factory.mktemp("groups") / "instance"
-    log_key, admin, intake = init_instance(instance)
+    log_key, admin, intake = init_instance(instance, module_backend.database("groups"))
     with LiveServer(instance, log_key, workers=2, threads=8, env={"LUODI_RATELIMIT_ENABLED": "false"}) as server:
         signers = [Signer.generate(f"{CHARITY}/finance-{i}") for i in (1, 2, 3)]
         sc = Scenario(server, admin, intake, signers)

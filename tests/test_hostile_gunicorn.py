@@ -6,6 +6,10 @@ wire too: an integer of 5,000 digits is a 400 problem without a token (it was
 a 500), a key sent twice is a 400 problem and records nothing (the last one
 won), and a chunked body over 64 KiB is a 413 problem (it was a 400, or, when the cut
 at 64 KiB still left valid JSON, taken and recorded).
+
+SQLite only (the default database): this is about gunicorn's framing of hostile
+requests, not the database; the storage, service, API and end-to-end tests run on every
+backend.
 """
 
 from __future__ import annotations

@@ -285,10 +285,10 @@ def test_importing_a_verifier_module_loads_no_database_or_server_module():
 # -- the log with no personality ---------------------------------------------------------------
 
 
-def test_a_bare_log_needs_no_charity(tmp_path, signer):
+def test_a_bare_log_needs_no_charity(backend, signer):
     """The generic log with its own kinds only and no hook: no books are kept, and its
     genesis names no allocation policy.  A charity log's registry refuses it."""
-    stores = open_sqlite(tmp_path / "bare.sqlite", upgrade=True)
+    stores = backend.open("bare", upgrade=True)
     try:
         bare = Registry()
         ledger = Ledger.create(stores.log, bare, signer, clock=FixedClock())
@@ -328,6 +328,7 @@ def test_a_registry_is_an_object_and_nothing_registers_on_import():
 LOG_AND_TOKEN_TABLES = {"entries", "checkpoints", "tokens", "_sqlite_migrations"}
 
 
+@pytest.mark.sqlite_only("the tables migrations/sqlite creates")
 def test_the_books_tables_are_the_ones_the_migrations_create(tmp_path):
     open_sqlite(tmp_path / "fresh.sqlite", upgrade=True).close()
     with closing(sqlite3.connect(tmp_path / "fresh.sqlite")) as conn:

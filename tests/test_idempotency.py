@@ -23,7 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import REGISTRY
+from conftest import REGISTRY, target_of
 from factories import donate, entries, open_project, register, state, writes_nothing
 
 from ledger.charity.audit import audit_books
@@ -241,9 +241,12 @@ CHILD = textwrap.dedent(inspect.getsource(race_request)) + textwrap.dedent(
     from ledger.charity.service import open_charity_ledger
     from ledger.errors import Conflict
     from ledger.log.note import Signer
-    from ledger.stores.sqlite import open_sqlite
 
     who, other, path, work = sys.argv[1], sys.argv[2], sys.argv[3], Path(sys.argv[4])
+    if path.startswith(("postgresql://", "postgres://")):
+        from ledger.stores.postgres import open_postgres as open_database
+    else:
+        from ledger.stores.sqlite import open_sqlite as open_database
     N_KEYS, LOCKSTEP, ROUNDS = map(int, sys.argv[5:8])
 
     def barrier(label):
@@ -254,7 +257,7 @@ CHILD = textwrap.dedent(inspect.getsource(race_request)) + textwrap.dedent(
                 sys.exit(f"{who}: the other process never reached {label}")
             time.sleep(0.0005)
 
-    stores = open_sqlite(path)
+    stores = open_database(path)
     cl = open_charity_ledger(stores, Signer.from_string(os.environ["LUODI_TEST_KEY"]))
     cl.ledger.check_signer()
     results = {}
@@ -350,7 +353,7 @@ def test_two_processes_sending_the_same_donations_make_one_entry_per_key(tmp_pat
         "LUODI_TEST_KEY": signer.to_string(),
         "PYTHONPATH": str(ROOT),
     }
-    args = [str(stores.path), str(work), str(N_KEYS), str(LOCKSTEP), str(ROUNDS)]
+    args = [str(target_of(stores)), str(work), str(N_KEYS), str(LOCKSTEP), str(ROUNDS)]
     children = {}
     outputs = {}
     try:

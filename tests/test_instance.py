@@ -1,4 +1,9 @@
-"""The instance folder: key creation and protection, idempotent init, opening."""
+"""The instance folder: key creation and protection, idempotent init, opening.
+
+SQLite only (the default database): this is about the instance folder and its key;
+choosing a PostgreSQL database is tests/test_database_choice.py; the storage, service,
+API and end-to-end tests run on every backend.
+"""
 
 from __future__ import annotations
 

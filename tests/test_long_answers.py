@@ -31,9 +31,9 @@ DONATIONS = 20_000  # an export of about 12 MB: far more than the socket buffers
 
 
 @pytest.fixture(scope="module")
-def big(tmp_path_factory) -> Path:
+def big(tmp_path_factory, module_backend) -> Path:
     path = tmp_path_factory.mktemp("long") / "instance"
-    cl = init_instance(path).charity
+    cl = init_instance(path, database=module_backend.database("long")).charity
     ledger = cl.ledger
     for start in range(0, DONATIONS, 5000):
         ledger.append_batch([("note", {"text": f"gift {i}: " + "x" * 500}) for i in range(start, start + 5000)])

@@ -3,6 +3,9 @@
 The reference below (``MTH``, ``PATH``, ``PROOF``, ``SUBPROOF``) is a literal
 transcription of RFC 9162 §2.1.1, §2.1.3.1 and §2.1.4.1, recursion and all.  It
 shares no code with :mod:`ledger.log.merkle`; ``tests/test_golden.py`` reuses it.
+
+The ledger's proofs are checked on every backend in the small ledgers; the big
+ledger, built once for the module, is a SQLite file.
 """
 
 from __future__ import annotations

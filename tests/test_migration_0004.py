@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from contextlib import closing
 
+import pytest
 from conftest import REGISTRY
 from factories import books_rows, intake_keys_before_0005, make_charity_ledger, migrations_up_to, sign_all
 
@@ -13,6 +14,8 @@ from ledger.log.verify import verify_log
 from ledger.stores.sqlite import open_sqlite
 from ledger.stores.sqlite.books import BOOKS_TABLES, KEYED_TABLES
 from migrations import sqlite as migrations
+
+pytestmark = pytest.mark.sqlite_only("migrations/sqlite: a database of an older SQLite schema")
 
 
 LATER = {"policy", "charity_entries"}  # made by migrations 0006 and 0007

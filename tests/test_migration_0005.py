@@ -16,6 +16,8 @@ from ledger.log.verify import verify_log
 from ledger.stores.sqlite import open_sqlite
 from migrations import sqlite as migrations
 
+pytestmark = pytest.mark.sqlite_only("migrations/sqlite: a database of an older SQLite schema")
+
 NAME = "0005_intake_keys_per_charity"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from contextlib import closing
 
+import pytest
 from conftest import REGISTRY
 from factories import OTHER_CHARITY, charity_entries_before_0007, charity_signers, make_charity_ledger, sign_all
 from sqlite_utils.migrations import Migrations
@@ -17,6 +18,8 @@ from ledger.charity.service import open_charity_ledger
 from ledger.log.entry import parse_entry
 from ledger.stores.sqlite import open_sqlite
 from migrations import sqlite as migrations
+
+pytestmark = pytest.mark.sqlite_only("migrations/sqlite: a database of an older SQLite schema")
 
 NAME = "0007_charity_entries"
 

@@ -5,6 +5,9 @@
 It checks that the block is valid and that TLS reaches the API.  It checks that
 nginx's request id is the one Luodi answers with, and that nginx refuses a body
 over the API's limit, with nothing written.
+
+SQLite only (the default database): this is about the front proxy, not the database; the
+storage, service, API and end-to-end tests run on every backend.
 """
 
 from __future__ import annotations

@@ -23,6 +23,8 @@ from ledger.errors import InstanceError
 from ledger.log.keyfile import read_key_file
 from ledger.log.verify import verify_log
 
+pytestmark = pytest.mark.sqlite_only("an instance folder made by earlier code, with its luodi.sqlite")
+
 FIXTURE = Path(__file__).parent / "fixtures" / "instance-dc65221"
 SIZE = 274
 

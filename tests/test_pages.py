@@ -1,6 +1,10 @@
 """The donor pages through Flask's test client, over a real SQLite demo instance
 with hostile names in it (tests/page_helpers.py): content, status codes,
-headers (CSP), language, escaping, downloads and friendly 404s."""
+headers (CSP), language, escaping, downloads and friendly 404s.
+
+SQLite only (the default database): this is about the donor pages and what they render;
+the storage, service, API and end-to-end tests run on every backend.
+"""
 
 from __future__ import annotations
 

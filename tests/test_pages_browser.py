@@ -5,6 +5,9 @@ ledger with hostile names in it (tests/page_helpers.py).
 These tests do not depend on the verification panel's script
 (``/static/verify/panel.js``) running: they check the pages themselves.
 Screenshots go to ``tests/artifacts/pages/`` (git ignores it).
+
+SQLite only (the default database): this is about the donor pages and what they render;
+the storage, service, API and end-to-end tests run on every backend.
 """
 
 from __future__ import annotations

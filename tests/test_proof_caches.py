@@ -1,6 +1,9 @@
 """The halves of inclusion proofs and the entries the ledger keeps in memory
 (ledger/log/ledger.py): every proof equals RFC 9162's reference whatever the
-caches hold, and warm caches save storage queries (counted, never timed)."""
+caches hold, and warm caches save storage queries (counted, never timed).
+
+SQLite only: the queries are counted with SQLite's trace callback, on one log
+file built once for the module."""
 
 from __future__ import annotations
 

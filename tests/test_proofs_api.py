@@ -10,7 +10,6 @@ from ledger.log.checkpoint import open_checkpoint
 from ledger.log.ledger import Ledger
 from ledger.log.merkle import verify_consistency, verify_inclusion
 from ledger.log.note import Signer
-from ledger.stores.sqlite import open_sqlite
 
 BATCHES = [1, 6, 13, 2, 20]  # sizes after each: 2, 8, 21, 23, 43
 
@@ -149,9 +148,8 @@ def test_ledger_without_signer_reads_but_cannot_append(built):
     assert ledger.store.checkpoint()[0] == 43
 
 
-def test_create_with_a_different_signer_refused(tmp_path, signer):
-    path = tmp_path / "l.sqlite"
-    storage = open_sqlite(path, upgrade=True)
+def test_create_with_a_different_signer_refused(backend, signer):
+    storage = backend.open("l", upgrade=True)
     log = storage.log
     try:
         Ledger.create(log, REGISTRY, signer, clock=FixedClock()).append_batch(notes(3))
@@ -172,8 +170,8 @@ def test_create_with_a_different_signer_refused(tmp_path, signer):
         storage.close()
 
 
-def test_empty_store_has_no_genesis(tmp_path):
-    storage = open_sqlite(tmp_path / "empty.sqlite", upgrade=True)
+def test_empty_store_has_no_genesis(backend):
+    storage = backend.open("empty", upgrade=True)
     try:
         reader = Ledger(storage.log, REGISTRY)
         with pytest.raises(InstanceError, match="genesis"):

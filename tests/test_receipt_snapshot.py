@@ -11,22 +11,21 @@ another connection to the same file, at each point between the receipt's reads.
 from __future__ import annotations
 
 import pytest
-from conftest import open_ledger, stores_of
+from conftest import open_ledger, open_target, stores_of, target_of
 from factories import sign_all
 
 from ledger.charity.service import CharityLedger, open_charity_ledger
 from ledger.log.checkpoint import open_checkpoint
 from ledger.log.ledger import Ledger
 from ledger.log.merkle import verify_inclusion
-from ledger.stores.sqlite import open_sqlite
 
 
 @pytest.fixture
 def race(make_setup):
     """(setup, commit): ``commit()`` appends a disbursement that spends the first gift,
-    through a second, independent ledger on the same database file."""
+    through a second, independent ledger on the same database."""
     setup = make_setup(donations=("100.00", "50.00"))
-    other_stores = open_sqlite(setup.ledger.store.path)
+    other_stores = open_target(target_of(setup.ledger))
     other = open_charity_ledger(other_stores, setup.ledger.signer, clock=setup.clock)
     done = []
 
@@ -88,7 +87,7 @@ def test_a_receipt_read_through_another_process_handle_is_whole(race, tmp_path):
     """The same from the side of a reader that did not write anything itself."""
     setup, commit, done = race
     commit()
-    reader = open_ledger(setup.ledger.store.path)
+    reader = open_ledger(target_of(setup.ledger))
     try:
         cl = CharityLedger(reader, stores_of(reader))
         receipt = cl.receipt(setup.donations[1].entry.receipt)

@@ -5,7 +5,8 @@ Each item is checked before the append lock; the intake keys are looked up in on
 query; the accepted items are appended together, their index rows written a table
 at a time, with no savepoint per item.  What each item answers, what is stored and
 what the books hold must be what the item-by-item way gives; the tests here compare
-the two on twin ledgers, and count the statements a batch costs.
+the two on twin ledgers (on every backend), and count the statements a batch costs
+(on SQLite, whose connection can trace them).
 """
 
 from __future__ import annotations
@@ -183,6 +184,7 @@ def test_an_unknown_project_refuses_each_item_and_writes_nothing(make_twins):
     assert [type(d) for d in done] == [NotFound, InvalidInput, NotFound]
 
 
+@pytest.mark.sqlite_only("counts statements with SQLite's trace callback")
 def test_a_batch_costs_the_same_statements_whatever_its_size_and_no_savepoint(make_twins):
     """The write connection runs a fixed number of statements per batch: the keys are
     looked up in one query and each table is written with one executemany."""
@@ -207,6 +209,7 @@ def test_a_batch_costs_the_same_statements_whatever_its_size_and_no_savepoint(ma
     assert counts[0] == counts[1]
 
 
+@pytest.mark.sqlite_only("counts statements with SQLite's trace callback")
 def test_a_replay_heavy_batch_looks_its_keys_up_in_one_query(make_twins):
     stores, cl = make_twins("batch")
     cl.record_donations("winter", [item(f"again-{i:04d}") for i in range(40)])

@@ -4,6 +4,10 @@ The server is real (the Flask app of a real instance, served over HTTP by
 werkzeug in a thread); a WSGI layer in front of it tampers with its answers
 the way a dishonest or broken operator could.  Every failure must exit 1 (a
 verification failure) and never 0; transport and usage problems exit 2.
+
+SQLite only (the default database): the audit reads the server over HTTP only, so which
+database serves it does not matter here; the storage, service, API and end-to-end tests
+run on every backend.
 """
 
 from __future__ import annotations

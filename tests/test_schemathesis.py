@@ -13,6 +13,9 @@ Checked: no 5xx; responses conform to their declared status codes, schema,
 headers and content type; and a path the contract allows is never refused as
 malformed (schemathesis' ST202, "schema-valid request rejected"): the path
 patterns are exactly the server's rules.
+
+SQLite only (the default database): this checks the contract, not the database; the
+storage, service, API and end-to-end tests run on every backend.
 """
 
 from __future__ import annotations

@@ -2,7 +2,12 @@
 request id that the server logged: a bad request line, too many or too large
 header fields, a URI too long, bad chunked framing, an unsupported transfer
 coding; and so is the answer to a request whose worker is stopped under it.
-Against a real ``luodi serve`` (api/worker.py)."""
+Against a real ``luodi serve`` (api/worker.py).
+
+SQLite only: these are gunicorn's refusals before the app, and a worker aborted while it
+waits on SQLite's append lock file; the storage, service, API and end-to-end tests run
+on every backend.
+"""
 
 from __future__ import annotations
 

@@ -5,7 +5,11 @@ arrive whole within ``CLIENT_TIMEOUT_SECONDS`` gets a 408 problem.
 
 Each test holds more connections open than the server has threads in all
 (workers x threads), on loopback, for a bounded time.  The client timeouts are
-generous functional checks, not latencies."""
+generous functional checks, not latencies.
+
+SQLite only (the default database): this is about slow and idle clients, not the
+database; the storage, service, API and end-to-end tests run on every backend.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""SQLite storage: pragmas, migrations, append-only triggers and all-or-nothing batches."""
+"""Storage: all-or-nothing batches and the clock, on every backend; SQLite's own
+pragmas, migrations and append-only triggers, by raw SQL on its file, on SQLite
+only (the PostgreSQL driver's migrations and triggers have tests of their own)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import sqlite3
 from contextlib import closing
 
 import pytest
+from backends import integrity_errors
 from conftest import REGISTRY, FixedClock, notes
 from sqlite_utils.migrations import Migrations
 
@@ -35,14 +38,13 @@ def recorded(path) -> list[tuple[str, str]]:
 
 
 def state(ledger: Ledger) -> tuple[int, tuple[int, str] | None, int]:
-    with closing(raw(ledger.store.path)) as conn:
-        cps = conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0]
-    return ledger.size(), ledger.store.checkpoint(), cps
+    return ledger.size(), ledger.store.checkpoint(), len(list(ledger.store.iter_checkpoints()))
 
 
 # -- pragmas -------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only("SQLite's pragmas")
 def test_wal_mode_and_synchronous_full(ledger):
     conn = ledger.store.db.conn
     assert conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
@@ -52,6 +54,7 @@ def test_wal_mode_and_synchronous_full(ledger):
         assert other.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
 
 
+@pytest.mark.sqlite_only("a SQLite file")
 def test_missing_database_is_not_created_without_upgrade(tmp_path):
     path = tmp_path / "nope.sqlite"
     with pytest.raises(InstanceError, match="luodi init"):
@@ -62,6 +65,7 @@ def test_missing_database_is_not_created_without_upgrade(tmp_path):
 # -- migrations ------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only("migrations/sqlite")
 def test_migrations_recorded_and_applied_once(tmp_path):
     path = tmp_path / "m.sqlite"
     first = open_sqlite(path, upgrade=True)
@@ -94,6 +98,7 @@ def _with_extra(monkeypatch, name, fn):
     monkeypatch.setattr(migrations, "load", load)
 
 
+@pytest.mark.sqlite_only("migrations/sqlite")
 def test_failing_migration_leaves_nothing_and_runs_again(tmp_path, monkeypatch, signer):
     path = tmp_path / "m.sqlite"
     storage = open_sqlite(path, upgrade=True)
@@ -139,6 +144,7 @@ def test_failing_migration_leaves_nothing_and_runs_again(tmp_path, monkeypatch, 
     assert recorded(path)[-1] == ("luodi", "0999_broken")
 
 
+@pytest.mark.sqlite_only("migrations/sqlite")
 def test_first_migration_failing_on_fresh_db_leaves_no_schema(tmp_path, monkeypatch):
     path = tmp_path / "fresh.sqlite"
 
@@ -177,6 +183,7 @@ def test_first_migration_failing_on_fresh_db_leaves_no_schema(tmp_path, monkeypa
         "DELETE FROM checkpoints",
     ],
 )
+@pytest.mark.sqlite_only("SQLite's triggers, by raw SQL on its file")
 def test_triggers_refuse_rewriting_history(ledger, sql):
     ledger.append_batch(notes(4))
     before = [list(ledger.store.iter_entries()), list(ledger.store.iter_checkpoints())]
@@ -187,6 +194,7 @@ def test_triggers_refuse_rewriting_history(ledger, sql):
     verify_log(ledger.store, REGISTRY)
 
 
+@pytest.mark.sqlite_only("SQLite's triggers, by raw SQL on its file")
 def test_node_hashes_cannot_be_rewritten(ledger):
     """Interior Merkle nodes live with the entries (or in their own table); either way they are append-only."""
     ledger.append_batch(notes(7))
@@ -202,6 +210,7 @@ def test_node_hashes_cannot_be_rewritten(ledger):
     verify_log(ledger.store, REGISTRY)
 
 
+@pytest.mark.sqlite_only("SQLite's triggers, by raw SQL on its file")
 def test_insert_order_trigger_refuses_gap_and_past(ledger):
     ledger.append_batch(notes(3))  # size 4
     leaf = b"\x11" * 32
@@ -271,7 +280,7 @@ def test_storage_failure_on_write_rolls_back(ledger):
     with ledger.store.append_transaction() as txn:
         size, _, _ = txn.tip()
         assert size == before[0]
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(integrity_errors()):
         with ledger.store.append_transaction() as txn:
             # A checkpoint row that already exists: the entries staged before it must go too.
             leaf = b"\x22" * 32
@@ -390,8 +399,8 @@ def test_bad_clock_value_refused(ledger, bad_time):
     assert ledger.size() == before[0] + 1
 
 
-def test_bad_clock_refused_for_genesis(tmp_path, signer):
-    storage = open_sqlite(tmp_path / "g.sqlite", upgrade=True)
+def test_bad_clock_refused_for_genesis(backend, signer):
+    storage = backend.open("g", upgrade=True)
     try:
         with pytest.raises(InvalidEntry):
             Ledger.create(storage.log, REGISTRY, signer, clock=lambda: "yesterday")

@@ -21,6 +21,8 @@ from ledger.charity.service import open_charity_ledger
 from ledger.errors import Unavailable
 from ledger.stores.sqlite import open_sqlite
 
+pytestmark = pytest.mark.sqlite_only("faults made on SQLite's files and locks (flock, chmod, a failing sqlite3 connection)")
+
 LOCK_TIMEOUT = 0.5
 
 

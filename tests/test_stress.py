@@ -3,7 +3,8 @@ several client processes against real gunicorn, a ``kill -9`` of the whole
 server mid-load, a restart, and then: every acknowledged write is still there
 and proven, every request that got no answer resolves to exactly one entry or
 none when retried with its Idempotency-Key, and ``luodi verify`` and ``luodi
-audit`` pass.  Two rounds; loopback only; each client stops by itself.
+audit`` pass.  Two rounds; loopback only; each client stops by itself.  On every
+backend.
 """
 
 from __future__ import annotations
@@ -90,9 +91,9 @@ def _round(server: LiveServer, n: int, tokens: tuple[str, str], key_file: Path, 
     return outs
 
 
-def test_kill_9_under_concurrent_load_loses_no_acknowledged_write(tmp_path):
+def test_kill_9_under_concurrent_load_loses_no_acknowledged_write(tmp_path, backend):
     instance = tmp_path / "instance"
-    log_key, admin, intake = init_instance(instance)
+    log_key, admin, intake = init_instance(instance, backend.database())
     signer = Signer.generate(f"{CHARITY}/finance")
     key_file = tmp_path / "charity.key"
     write_key_file(key_file, signer)

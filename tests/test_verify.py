@@ -6,6 +6,10 @@ what an attacker with file access would do) and edits the database directly.
 The ``seq`` every case expects is documented beside it; the rule
 (``ledger.errors.LogCorrupted``) is: the first bad entry, for a tree node the
 last entry it covers, for a checkpoint its tree size minus one.
+
+The tamper cases edit a SQLite file with raw SQL, so they run on SQLite only
+(the verifier reads rows through the log-store protocol, whatever the
+backend); the clean-log, pinning and snapshot tests run on every backend.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import sqlite3
 from contextlib import closing
 
 import pytest
-from conftest import ORIGIN, REGISTRY, FixedClock, notes, open_ledger
+from conftest import ORIGIN, REGISTRY, FixedClock, notes, open_ledger, target_of
 
 from ledger.log.ledger import Ledger
 from ledger.log.checkpoint import Checkpoint
@@ -25,7 +29,6 @@ from ledger.log.entry import body_bytes, seal
 from ledger.errors import LogCorrupted, MalformedNote
 from ledger.log.merkle import EMPTY_ROOT, Frontier
 from ledger.log.note import Signer
-from ledger.stores.sqlite import open_sqlite
 from ledger.log.verify import verify_log
 
 BATCHES = [50, 37, 63, 50]  # with the genesis: checkpoints at 1, 51, 88, 151, 201
@@ -325,6 +328,7 @@ CASES = [
 
 
 @pytest.mark.parametrize(("tamper", "seq", "detail"), CASES, ids=[c[0].__name__[2:] for c in CASES])
+@pytest.mark.sqlite_only("tampering by raw SQL on the SQLite file")
 def test_tampering_caught_at_seq(built, tamper, seq, detail):
     verify_log(built.store, REGISTRY)  # clean before
     with closing(open_raw(built)) as conn:
@@ -341,6 +345,7 @@ def test_tampering_caught_at_seq(built, tamper, seq, detail):
         verify_log(built.store, REGISTRY, built.signer.verifier.to_string())
 
 
+@pytest.mark.sqlite_only("tampering by raw SQL on the SQLite file")
 def test_node_tamper_is_inside_the_covered_range(built):
     for level, index in [(2, 30), (4, 5), (5, 2), (6, 1)]:
         lo, hi = index << level, ((index + 1) << level) - 1
@@ -354,6 +359,7 @@ def test_node_tamper_is_inside_the_covered_range(built):
         verify_log(built.store, REGISTRY)
 
 
+@pytest.mark.sqlite_only("tampering by raw SQL on the SQLite file")
 def test_dropping_triggers_alone_is_not_tampering(built):
     with closing(open_raw(built)):
         pass
@@ -396,8 +402,8 @@ def test_pinning_a_malformed_key_is_refused(built):
         verify_log(built.store, REGISTRY, "not a key")
 
 
-def test_empty_store_verifies_as_empty(tmp_path):
-    stores = open_sqlite(tmp_path / "empty.sqlite", upgrade=True)
+def test_empty_store_verifies_as_empty(backend):
+    stores = backend.open("empty", upgrade=True)
     try:
         report = verify_log(stores.log, REGISTRY)
         assert (report.size, report.root, report.checkpoints) == (0, EMPTY_ROOT, 0)
@@ -407,7 +413,7 @@ def test_empty_store_verifies_as_empty(tmp_path):
 
 def test_verification_sees_one_snapshot_while_another_process_appends(built, monkeypatch, signer):
     """Appends committed by another connection mid-verification are not half-seen."""
-    writer = open_ledger(built.store.path, signer, clock=FixedClock(1_800_000_000_000))
+    writer = open_ledger(target_of(built), signer, clock=FixedClock(1_800_000_000_000))
     other = writer.store
     real_iter = built.store.iter_entries
     appended = []
@@ -561,6 +567,7 @@ BIG_CASES = [
 ]
 
 
+@pytest.mark.sqlite_only("a copy of a SQLite file, built once for the module")
 def test_big_clean_log_verifies_with_and_without_workers(big):
     ledger, size, _ = big
     one = verify_log(ledger.store, REGISTRY, workers=1)
@@ -572,6 +579,7 @@ def test_big_clean_log_verifies_with_and_without_workers(big):
 
 
 @pytest.mark.parametrize("tamper", BIG_CASES, ids=[f.__name__[2:] for f in BIG_CASES])
+@pytest.mark.sqlite_only("tampering by raw SQL on the SQLite file")
 def test_big_log_tampering_same_seq_with_workers(big, tamper):
     ledger, size, chunk = big
     with closing(open_raw(ledger)) as conn:
@@ -586,6 +594,7 @@ def test_big_log_tampering_same_seq_with_workers(big, tamper):
 
 
 @pytest.mark.parametrize("column, value", [("canonical", "text, not bytes"), ("canonical", 42), ("tree", "x" * 32), ("leaf_hash", "y" * 32)])
+@pytest.mark.sqlite_only("tampering by raw SQL on the SQLite file")
 def test_changed_column_types_are_reported_at_their_seq(make_ledger, column, value):
     """SQLite is dynamically typed: a tamperer can store text or a number where bytes belong."""
     ledger = make_ledger()

@@ -6,6 +6,9 @@ sent under the donor pages' strict CSP; ``/v1`` and ``/static`` are the live ser
 receipts are served through Playwright's request routing: the panel must fail at the step that
 matches.  A forger holding the log key (``receipt_helpers.forge``) re-signs the checkpoint, so
 that only a charity's signature can fail.
+
+SQLite only (the default database): this is about the donor pages and what they render;
+the storage, service, API and end-to-end tests run on every backend.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ canonical bytes and leaf hashes of every entry, the checkpoints and their signat
 WebCrypto and by the vendored @noble/ed25519 fallback), the inclusion proofs, the disbursement
 signatures, and a few thousand generated values whose canonical forms must be byte for byte
 Python's (and values outside the domain refused by both).
+
+SQLite only (the default database): this checks the browser verifier against vectors;
+the storage, service, API and end-to-end tests run on every backend.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ carries from one commit to the next even when other processes append between."""
 from __future__ import annotations
 
 import pytest
-from conftest import REGISTRY, notes, open_ledger
+from conftest import REGISTRY, notes, open_ledger, target_of
 
 import ledger.log.ledger as log_module
 from ledger.errors import NotFound
@@ -73,7 +73,7 @@ def test_writer_proof_refuses_entries_it_did_not_append(ledger, seq):
 
 def test_frontier_carried_across_commits_of_two_processes(make_ledger, signer, monkeypatch):
     a = make_ledger()
-    b = open_ledger(a.store.path, signer)
+    b = open_ledger(target_of(a), signer)
     try:
         a.append_batch(notes(5, "a0"))
         b.append_batch(notes(3, "b0"))  # b has no frontier yet: reads the peaks
