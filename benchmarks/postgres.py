@@ -286,7 +286,7 @@ def verify_part(args, pg_url: str, sqlite_path: Path) -> None:
         runs["PostgreSQL", mode] = child("postgres", pg_url, mode)
     cores = os.cpu_count()
     print(f"\n# whole-log verification (verify_log) at {args.entries:,} entries, each run a fresh child process")
-    row("verify", "bare scan + SHA-256 s", "verify 1 core s", "ratio", f"verify {cores} cores s", "entries/s",
+    row("verify", "bare scan + SHA-256 s", "verify 1 core s", "ratio", f"verify {cores} cores s", f"entries/s ({cores} cores)",
         "peak RSS 1 core", "1 core vs SQLite")
     for backend in ("SQLite", "PostgreSQL"):
         sha, one, all_ = (runs[backend, m] for m in ("sha", "verify1", "verify"))

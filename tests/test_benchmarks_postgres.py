@@ -1,10 +1,10 @@
 """benchmarks/postgres.py runs end to end at a tiny size against a real PostgreSQL
 server (no timing is asserted here), in databases of its own that it drops.
 
-The server is the one ``LUODI_TEST_DATABASE_URL`` names (default
-``postgresql:///luodi_test``): the script connects to it only to create and
-drop its ``luodi_benchtest_<hex>_…`` databases, and writes nothing in it.
-Without a server the test is skipped, and under ``CI=true`` it fails.
+The server is the suite's (``LUODI_TEST_DATABASE_URL``, the ``postgres_server``
+fixture: skipped without one, failed under ``CI=true``).  The script connects
+to that URL only to create and drop its ``luodi_benchtest_<hex>_…`` databases,
+and writes nothing in the tests' database.
 """
 
 from __future__ import annotations
@@ -16,43 +16,28 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
-SERVER = os.environ.get("LUODI_TEST_DATABASE_URL", "postgresql:///luodi_test")
+
+pytestmark = pytest.mark.postgres_only
 
 
-def _reachable() -> str | None:
-    """Why PostgreSQL cannot be used here, or None."""
-    try:
-        import psycopg
-    except ImportError:
-        return "psycopg is not installed (pip install 'psycopg[binary,pool]')"
-    try:
-        with psycopg.connect(SERVER, connect_timeout=3, autocommit=True) as conn:
-            if not conn.execute("SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]:
-                return f"the role of {SERVER} may not create databases, which the benchmark needs"
-    except psycopg.Error as exc:
-        return f"no PostgreSQL server at {SERVER}: {str(exc).strip().splitlines()[0]}"
-    return None
-
-
-def _databases(prefix: str) -> list[str]:
-    import psycopg
-
-    with psycopg.connect(SERVER, autocommit=True) as conn:
+def _databases(server: str, prefix: str) -> list[str]:
+    with psycopg.connect(server, autocommit=True) as conn:
         rows = conn.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (prefix,)).fetchall()
     return [r[0] for r in rows]
 
 
 @pytest.fixture
-def postgres_server():
-    why = _reachable()
-    if why is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but {why}")
-        pytest.skip(why)
-    return SERVER
+def prefix(postgres_server):
+    """A prefix of the run's own databases; any the script left behind are dropped after the test."""
+    name = f"luodi_benchtest_{secrets.token_hex(4)}"
+    yield name
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        for db in _databases(postgres_server, name):
+            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
 def _run(tmp_path, server, prefix, *args):
@@ -67,8 +52,7 @@ def _rows(stdout: str, start: str) -> list[list[str]]:
     return [line.split(" | ") for line in stdout.splitlines() if line.startswith(start)]
 
 
-def test_append_proofs_and_verification_side_by_side(tmp_path, postgres_server):
-    prefix = f"luodi_benchtest_{secrets.token_hex(4)}"
+def test_append_proofs_and_verification_side_by_side(tmp_path, postgres_server, prefix):
     done = _run(tmp_path, postgres_server, prefix, "--parts", "append,proofs,verify", "--entries", "300",
                 "--append-entries", "240", "--batches", "50,100", "--proofs", "200", "--proof-threads", "1,2")
     assert done.returncode == 0, done.stderr
@@ -86,15 +70,14 @@ def test_append_proofs_and_verification_side_by_side(tmp_path, postgres_server):
     assert set(verify) == {"SQLite", "PostgreSQL"}, out
     assert verify["SQLite"][7] == "1.00x"
     # the ledger the proofs and the verification read was built for the run, and is gone with --cleanup
-    assert "built" in done.stderr and _databases(prefix) == []
+    assert "built" in done.stderr and _databases(postgres_server, prefix) == []
 
 
 @pytest.mark.skipif(
     shutil.which("wrk") is None and os.environ.get("CI") != "true",
     reason="Debian's wrk is not installed (.ci/run installs it); the HTTP part loads the servers with wrk",
 )
-def test_http_one_server_against_two(tmp_path, postgres_server):
-    prefix = f"luodi_benchtest_{secrets.token_hex(4)}"
+def test_http_one_server_against_two(tmp_path, postgres_server, prefix):
     done = _run(tmp_path, postgres_server, prefix, "--parts", "http", "--http-entries", "200", "--seconds", "1",
                 "--connections", "4")
     assert done.returncode == 0, done.stderr
@@ -108,4 +91,4 @@ def test_http_one_server_against_two(tmp_path, postgres_server):
         assert int(r[1].replace(",", "")) > 0 and "(" in r[10]  # commits and their average group
         assert r[6].endswith(" us") and r[9].endswith(" us")
     assert rows[names[1]][3] == "1.00x"
-    assert _databases(prefix) == []
+    assert _databases(postgres_server, prefix) == []
