@@ -13,8 +13,10 @@ run on both backends, cannot see from the protocols.
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 import threading
+from urllib.parse import quote, urlencode
 
 import psycopg
 import pytest
@@ -31,7 +33,6 @@ from conftest import ORIGIN, REGISTRY, notes
 from ledger.log.note import Signer
 
 
-BASE_URL = os.environ.get("LUODI_TEST_DATABASE_URL", "postgresql:///luodi_test")
 pytestmark = pytest.mark.postgres_only  # skipped by --backend sqlite
 
 
@@ -41,25 +42,17 @@ def pg_schema_url(pg_url_with):
 
 
 @pytest.fixture
-def pg_url_with():
+def pg_url_with(postgres_server):
     """url(*settings, **params) -> this test's schema's URL, with server settings
     ("statement_timeout=50") and libpq parameters (application_name=...)."""
-    from urllib.parse import quote, urlencode
-    import secrets
-
     schema = "d_" + secrets.token_hex(6)
-    try:
-        admin = psycopg.connect(BASE_URL, autocommit=True)
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"no PostgreSQL server at {BASE_URL} ({exc}); set LUODI_TEST_DATABASE_URL")
+    admin = psycopg.connect(postgres_server, autocommit=True)
     admin.execute(f"CREATE SCHEMA {schema}")
 
     def url(*settings, **params):
         options = " ".join(f"-c{s}" for s in (f"search_path={schema}", *settings))
-        sep = "&" if "?" in BASE_URL else "?"
-        return BASE_URL + sep + urlencode({"options": options, **params}, quote_via=quote)
+        sep = "&" if "?" in postgres_server else "?"
+        return postgres_server + sep + urlencode({"options": options, **params}, quote_via=quote)
 
     yield url
     admin.execute(f"DROP SCHEMA {schema} CASCADE")
