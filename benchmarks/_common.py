@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import shutil
@@ -161,12 +162,22 @@ def open_pg_ledger(url: str) -> Ledger:
     return open_charity_ledger(open_postgres(url)).ledger
 
 
+def schema_tag() -> str:
+    """A short hash of the PostgreSQL migrations' statements: a cached database is
+    named with it, so that a migration changed in place is never measured stale."""
+    from migrations import postgres as pg_migrations
+
+    text = repr([(m.name, m.statements) for m in pg_migrations.load()])
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 def cached_pg_ledger(server_url: str, prefix: str, n: int) -> str:
     """The URL of a database holding a ledger of n entries (plus genesis), the same
-    entries as :func:`cached_ledger_path`'s, built once and kept as ``<prefix>_log_<n>``."""
-    name = f"{prefix}_log_{n}"
+    entries as :func:`cached_ledger_path`'s, built once and kept as
+    ``<prefix>_log_<n>_<schema tag>``."""
+    name = f"{prefix}_log_{n}_{schema_tag()}"
     if not pg_exists(server_url, name):
-        building = f"{prefix}_log_{n}_building"
+        building = f"{name}_building"
         url = pg_create(server_url, building)
         ledger = new_pg_ledger(url)
         with Timer() as t:

@@ -24,7 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import OUT, Timer, pg_admin, pg_create, pg_drop, pg_exists, row, workdir
+from _common import OUT, Timer, pg_admin, pg_create, pg_drop, pg_exists, row, schema_tag, workdir
 
 from api.instance import DB_NAME, KEY_NAME, open_instance
 from ledger.charity.tokens import create_token
@@ -45,9 +45,10 @@ def write_url(folder: Path, url: str) -> None:
 
 def cached_pg_instance(server: str, prefix: str, n: int) -> tuple[str, Path]:
     """(database name, instance folder) of an n-donation instance on PostgreSQL, built
-    once by ``luodi init --database`` and benchmarks/http.py's ``populate``."""
-    name = f"{prefix}_http_{n}"
-    folder = OUT / f"{prefix}-http-instance-{n}"
+    once by ``luodi init --database`` and benchmarks/http.py's ``populate`` (named
+    with :func:`_common.schema_tag`, as the cached ledger is)."""
+    name = f"{prefix}_http_{n}_{schema_tag()}"
+    folder = OUT / f"{name}-instance"
     if not ((folder / "built").exists() and pg_exists(server, name)):
         shutil.rmtree(folder, ignore_errors=True)
         OUT.mkdir(exist_ok=True)

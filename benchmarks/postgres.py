@@ -26,7 +26,8 @@
 The benchmark's databases are its own, created on the server ``--server``
 names and called ``<prefix>_…`` (default ``luodi_bench_…``): the ledgers of
 ``--entries`` and of ``--http-entries`` are built once and kept (like
-benchmarks/out/ for SQLite); ``--cleanup`` drops every one at the end.
+benchmarks/out/ for SQLite), named with a hash of the migrations so that a
+changed schema is built anew; ``--cleanup`` drops every one at the end.
 
     python benchmarks/postgres.py [--entries 1000000] [--append-entries 200000]
         [--batches 100,1000,10000] [--proofs 50000] [--proof-threads 1,4]
