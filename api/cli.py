@@ -387,3 +387,7 @@ main.add_command(verify_receipt)
 from .cli_import import import_file  # noqa: E402  (a command in a module of its own)
 
 main.add_command(import_file)
+
+from .cli_db import db_copy  # noqa: E402  (a command in a module of its own)
+
+db.add_command(db_copy)

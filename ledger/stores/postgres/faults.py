@@ -69,7 +69,9 @@ def translate(exc: BaseException, lock_timeout: float, write: bool = True) -> Un
     tail = "; nothing was written" if write else ""
     if isinstance(exc, PoolTimeout):
         return Unavailable(
-            f"no database connection was free within {lock_timeout:g} s{tail}", retry_after=max(1, math.ceil(lock_timeout))
+            f"no database connection could be had within {lock_timeout:g} s (all were busy, or the database "
+            f"cannot be reached){tail}",
+            retry_after=max(1, math.ceil(lock_timeout)),
         )
     if isinstance(exc, pg_errors.LockNotAvailable):
         return busy(lock_timeout)

@@ -80,10 +80,13 @@ class PostgresAppend(LogTxn):
         self.conn.execute("RELEASE SAVEPOINT part")
 
     def write(self, rows, checkpoint):
-        if rows:
-            columns = list(zip(*rows, strict=True))
-            self.conn.execute(_INSERT_ENTRIES, [list(c) for c in columns])
-        self.conn.execute("INSERT INTO checkpoints (tree_size, note) VALUES (%s, %s)", checkpoint)
+        # Both statements in one round trip (psycopg's pipeline mode); an error in
+        # either is raised at the block's end and fails the transaction as ever.
+        with self.conn.pipeline():
+            if rows:
+                columns = list(zip(*rows, strict=True))
+                self.conn.execute(_INSERT_ENTRIES, [list(c) for c in columns])
+            self.conn.execute("INSERT INTO checkpoints (tree_size, note) VALUES (%s, %s)", checkpoint)
 
 
 class PostgresLogStore(LogStore):
