@@ -69,7 +69,8 @@ def pg_cpu(url: str) -> tuple[dict[int, float], dict[int, float]]:
     """CPU seconds so far of the database's backends, and of the cluster's shared processes, by pid."""
     with pg_admin(url) as conn:
         rows = conn.execute("SELECT pid, datname = current_database(), backend_type FROM pg_stat_activity "
-                            "WHERE datname = current_database() OR backend_type = ANY(%s)", (list(SHARED),)).fetchall()
+                            "WHERE (datname = current_database() OR backend_type = ANY(%s)) AND pid <> pg_backend_pid()",
+                            (list(SHARED),)).fetchall()
     ours, shared = {}, {}
     for pid, mine, _ in rows:
         try:
