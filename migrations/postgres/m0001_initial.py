@@ -27,14 +27,16 @@ STATEMENTS = [
     END $$""",
     # The rows a statement added are seqs [lo, hi] without a gap (count = hi - lo + 1, seq
     # being unique), lo - 1 is in the table (or lo = 0) and nothing lies past hi: since the
-    # log before had no gap either, the log after has none.
+    # log before had no gap either, the log after has none.  "Nothing past hi" is asked as
+    # max(seq) = hi, read from the end of the primary key's index: the function's generic
+    # plan for "EXISTS seq > hi" was a scan of the whole table.
     """CREATE FUNCTION luodi_entries_next_seq() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE lo bigint; hi bigint; n bigint;
     BEGIN
         SELECT min(seq), max(seq), count(*) INTO lo, hi, n FROM added;
         IF n > 0 AND (hi - lo + 1 <> n
                       OR (lo > 0 AND NOT EXISTS (SELECT 1 FROM entries WHERE seq = lo - 1))
-                      OR EXISTS (SELECT 1 FROM entries WHERE seq > hi)) THEN
+                      OR (SELECT max(seq) FROM entries) <> hi) THEN
             RAISE EXCEPTION 'entries are appended in seq order without gaps' USING ERRCODE = 'integrity_constraint_violation';
         END IF;
         RETURN NULL;
