@@ -70,6 +70,14 @@ if not os.path.exists(LUODI):
 def _build(path: Path, n: int) -> None:
     """A charity ledger with n donations, appended 10,000 per transaction."""
     books = init_instance(path, "bench.luodi.example/log").charity
+    populate(books, n)
+    books.stores.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    books.stores.close()
+
+
+def populate(books, n: int) -> None:
+    """A charity with 2-of-3 keys, a project, n donations (10,000 per transaction) and a
+    signed disbursement, in a new log (on whichever database ``books`` is)."""
     ledger = books.ledger
     signers = [Signer.generate(f"{CHARITY}/finance-{i}") for i in (1, 2, 3)]
     books.register_charity(CHARITY, "Benchmark Charity", [s.verifier.to_string() for s in signers], 2)
@@ -98,8 +106,6 @@ def _build(path: Path, n: int) -> None:
         period=("2026-11-01", "2026-11-30"), lines=[("coal", f"{total // 100}.{total % 100:02d}")],
     )
     books.disburse(payload, [P.sign(payload, signers[0]), P.sign(payload, signers[1])])
-    books.stores.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    books.stores.close()
 
 
 def cached_instance(n: int) -> Path:
