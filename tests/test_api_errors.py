@@ -16,6 +16,9 @@ from factories import CHARITY, charity_signers, vkeys
 from ledger.charity import payload as P
 from ledger.log.clock import format_time
 
+# SQLite only: the HTTP edge's error answers (problem+json, status codes); the storage under them is tested on both backends by test_api_writes and test_api_public.
+pytestmark = pytest.mark.sqlite_only("the HTTP edge's error answers (problem+json, status codes); the storage under them is tested on both backends by test_api_writes and test_api_public")
+
 MAX_BODY = 64 * 1024
 
 

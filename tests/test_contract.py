@@ -23,6 +23,9 @@ from ledger.errors import InvalidEntry
 from ledger.log.canonical import INT_MAX
 from ledger.log.fields import HEX64, is_hex64
 
+# SQLite only: the OpenAPI contract of the edge, the same whatever the storage.
+pytestmark = pytest.mark.sqlite_only('the OpenAPI contract of the edge, the same whatever the storage')
+
 APP = create_app({"INSTANCE": "/nonexistent/luodi-contract-only", "RATELIMIT_ENABLED": False})
 with APP.test_client() as _client:
     CONTRACT = _client.get("/openapi.json").get_json()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from api_helpers import PROJECT, assert_problem, donation_body, make_api  # noqa: F401  (make_api is a fixture)
 from click.testing import CliRunner
 from test_e2e_gunicorn import LiveServer, http, init_instance, luodi, one_line_error
@@ -16,6 +18,9 @@ from api.cli import main
 from api.instance import open_stores
 from api.limits import shared_out
 from ledger.charity.tokens import list_tokens
+
+# SQLite only: rate limits live in the server's memory, not in the database.
+pytestmark = pytest.mark.sqlite_only("rate limits live in the server's memory, not in the database")
 
 A, B = "198.51.100.7", "203.0.113.9"
 

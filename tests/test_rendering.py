@@ -25,6 +25,9 @@ from api.instance import open_instance
 from ledger.log.canonical import canonical_bytes
 from ledger.log.entry import load_entry, seal
 
+# SQLite only: how answers are rendered to bytes, the same whatever the storage.
+pytestmark = pytest.mark.sqlite_only('how answers are rendered to bytes, the same whatever the storage')
+
 RECEIPT_HEADERS = {"Content-Type", "Content-Length", "X-Request-Id"}
 
 

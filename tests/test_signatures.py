@@ -35,6 +35,9 @@ from ledger.errors import Conflict, InvalidEntry, NotFound, Replay, SignatureErr
 from ledger.log.ledger import Ledger
 from ledger.log.verify import verify_log
 
+# SQLite only: signature rules are pure functions of the books' rules; their storage is tested on both backends by test_writer and test_audit.
+pytestmark = pytest.mark.sqlite_only("signature rules are pure functions of the books' rules; their storage is tested on both backends by test_writer and test_audit")
+
 B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 

@@ -39,6 +39,9 @@ from ledger.charity.audit import audit_books
 from ledger.errors import InvalidEntry, InvalidInput, Overspend, Replay, SignatureError
 from ledger.log.note import Verifier
 
+# SQLite only: request signatures are checked at the edge; the writes they lead to are tested on both backends by test_api_writes.
+pytestmark = pytest.mark.sqlite_only('request signatures are checked at the edge; the writes they lead to are tested on both backends by test_api_writes')
+
 
 class LockWatch:
     """Counts append transactions opened on a ledger's log store (each one is the
