@@ -43,6 +43,20 @@ DERIVED: dict[str, tuple[str, ...]] = {
     "charity_entries": ("charity", "seq"),
 }
 
+# The key columns of each derived table, in the order :meth:`BooksView.derived` sorts by.
+DERIVED_ORDER: dict[str, str] = {
+    "charities": "charity",
+    "charity_keys": "public_key",
+    "projects": "project",
+    "donations": "receipt",
+    "allocations": "donation, disbursement",
+    "nonces": "charity, nonce",
+    "intake_keys": "charity, intake_key",
+    "project_entries": "project, seq",
+    "policy": "seq",
+    "charity_entries": "charity, seq",
+}
+
 
 @dataclass(frozen=True)
 class Charity:

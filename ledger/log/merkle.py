@@ -138,6 +138,25 @@ def packed_node(packed: bytes, level: int) -> bytes | None:
     return h if len(h) == HASH_SIZE else None
 
 
+def node_rows(wanted: Iterable[Node]) -> list[int]:
+    """The seqs of the entry rows that hold the nodes ``wanted`` (:func:`completing_leaf`)."""
+    return list({completing_leaf(level, index) for level, index in wanted})
+
+
+def pick_nodes(wanted: Iterable[Node], rows: Mapping[int, tuple[bytes, bytes]]) -> dict[Node, bytes]:
+    """The nodes ``wanted`` from the rows :func:`node_rows` named, as ``{seq: (leaf hash,
+    packed nodes)}``: what a driver answers for :meth:`ledger.log.store.LogStore.nodes`.
+    Raises :class:`LookupError` naming the first node no row holds."""
+    found = {}
+    for level, index in wanted:
+        row = rows.get(completing_leaf(level, index))
+        h = None if row is None else row[0] if level == 0 else packed_node(row[1], level)
+        if h is None:
+            raise LookupError(f"the tree has no node (level {level}, index {index})")
+        found[(level, index)] = h
+    return found
+
+
 # -- proof planning -----------------------------------------------------------
 
 

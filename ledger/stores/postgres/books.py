@@ -16,23 +16,11 @@ from typing import Any
 
 import psycopg
 
-from ...charity.store import DERIVED, BooksStore, BooksView, Charity, Donation, Policy, Project
+from ...charity.store import DERIVED, DERIVED_ORDER, BooksStore, BooksView, Charity, Donation, Policy, Project
 from ...log.store import LogTxn
 from .database import Database
 from .log import PostgresAppend
 
-_ORDER = {
-    "charities": "charity",
-    "charity_keys": "public_key",
-    "projects": "project",
-    "donations": "receipt",
-    "allocations": "donation, disbursement",
-    "nonces": "charity, nonce",
-    "intake_keys": "charity, intake_key",
-    "project_entries": "project, seq",
-    "policy": "seq",
-    "charity_entries": "charity, seq",
-}
 _PROJECT = "SELECT project, charity, currency, seq, closed_seq IS NOT NULL, raised, spent, refunded, donations FROM projects"
 
 
@@ -149,7 +137,7 @@ class PostgresBooks(BooksView):
 
     def derived(self, table):
         columns = ", ".join(DERIVED[table])
-        rows = self._all(f"SELECT {columns} FROM {table} ORDER BY {_ORDER[table]}")  # noqa: S608 - constant names
+        rows = self._all(f"SELECT {columns} FROM {table} ORDER BY {DERIVED_ORDER[table]}")  # noqa: S608 - constant names
         if table == "charities":
             rows = [(c, n, _keys(k), t, s) for c, n, k, t, s in rows]
         return sorted(rows)  # by the key fields, which come first and are unique

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import psycopg
 
 from ...errors import NotFound
-from ...log.merkle import Node, completing_leaf, packed_node
+from ...log.merkle import Node, node_rows, pick_nodes
 from ...log.store import LogStore, LogTxn, Row
 from .database import Database
 
@@ -42,17 +42,12 @@ def _fetch_nodes(conn: psycopg.Connection, wanted: Iterable[Node]) -> dict[Node,
     wanted = list(wanted)
     if not wanted:
         return {}
-    seqs = list({completing_leaf(level, index) for level, index in wanted})
-    cur = conn.execute(_nodes_sql(len(seqs)), seqs)
-    rows = {seq: (leaf, tree) for seq, leaf, tree in cur}
-    found = {}
-    for level, index in wanted:
-        row = rows.get(completing_leaf(level, index))
-        h = None if row is None else row[0] if level == 0 else packed_node(row[1], level)
-        if h is None:
-            raise NotFound(f"the tree has no node (level {level}, index {index})")
-        found[(level, index)] = h
-    return found
+    seqs = node_rows(wanted)
+    rows = {seq: (leaf, tree) for seq, leaf, tree in conn.execute(_nodes_sql(len(seqs)), seqs)}
+    try:
+        return pick_nodes(wanted, rows)
+    except LookupError as exc:
+        raise NotFound(str(exc)) from None
 
 
 class PostgresAppend(LogTxn):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from ...charity.store import DERIVED, BooksStore, BooksView, Charity, Donation, Policy, Project
+from ...charity.store import DERIVED, DERIVED_ORDER, BooksStore, BooksView, Charity, Donation, Policy, Project
 from ...log.store import LogTxn
 from .database import Database
 from .log import SQLiteAppend
@@ -22,18 +22,6 @@ KEYED_TABLES = (
     "charity_keys", "donations", "allocations", "nonces", "intake_keys", "donor_private", "project_entries",
     "charity_entries",
 )
-_ORDER = {
-    "charities": "charity",
-    "charity_keys": "public_key",
-    "projects": "project",
-    "donations": "receipt",
-    "allocations": "donation, disbursement",
-    "nonces": "charity, nonce",
-    "intake_keys": "charity, intake_key",
-    "project_entries": "project, seq",
-    "policy": "seq",
-    "charity_entries": "charity, seq",
-}
 # Keys per ``IN (...)`` query, well under SQLite's bound on parameters (999 before 3.32).
 _IN_CHUNK = 500
 _PROJECT = "SELECT project, charity, currency, seq, closed_seq IS NOT NULL, raised, spent, refunded, donations FROM projects"
@@ -136,7 +124,7 @@ class SQLiteBooks(BooksView):
 
     def derived(self, table):
         columns = ", ".join(DERIVED[table])
-        rows = self.conn.execute(f"SELECT {columns} FROM {table} ORDER BY {_ORDER[table]}").fetchall()  # noqa: S608
+        rows = self.conn.execute(f"SELECT {columns} FROM {table} ORDER BY {DERIVED_ORDER[table]}").fetchall()  # noqa: S608
         if table == "charities":
             rows = [(c, n, _keys(k), t, s) for c, n, k, t, s in rows]
         return sorted(rows)  # by the key fields, which come first and are unique

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from ...errors import NotFound
-from ...log.merkle import Node, completing_leaf, packed_node
+from ...log.merkle import Node, node_rows, pick_nodes
 from ...log.store import LogStore, LogTxn, Row
 from .database import Database
 
@@ -33,16 +33,12 @@ def _fetch_nodes(conn: sqlite3.Connection, wanted: Iterable[Node]) -> dict[Node,
     wanted = list(wanted)
     if not wanted:
         return {}
-    seqs = list({completing_leaf(level, index) for level, index in wanted})
+    seqs = node_rows(wanted)
     rows = {seq: (leaf, tree) for seq, leaf, tree in conn.execute(_rows_sql(len(seqs)), seqs)}
-    found = {}
-    for level, index in wanted:
-        row = rows.get(completing_leaf(level, index))
-        h = None if row is None else row[0] if level == 0 else packed_node(row[1], level)
-        if h is None:
-            raise NotFound(f"the tree has no node (level {level}, index {index})")
-        found[(level, index)] = h
-    return found
+    try:
+        return pick_nodes(wanted, rows)
+    except LookupError as exc:
+        raise NotFound(str(exc)) from None
 
 
 def _iter_rows(conn: sqlite3.Connection, start: int) -> Iterator[Row]:
