@@ -136,7 +136,8 @@ class Load:
 
     Mostly donations; every 8th operation a disbursement of 1.00 signed 2 of 3,
     every 8th (offset) a refund of 1.00 from the client's latest gift.  A request
-    that meets a dead server (connection refused or reset) is not acknowledged;
+    that meets a dead server (connection refused or reset, or an answer cut off
+    halfway by the kill) is not acknowledged;
     a donation is then retried with the same Idempotency-Key on another server,
     which answers the first receipt (200) if it was written, or writes it (201)."""
 
@@ -164,7 +165,7 @@ class Load:
         for port in ports:
             try:
                 status, hdrs, answer = request(port, method, path, body, headers)
-            except OSError:
+            except (OSError, http.client.HTTPException):  # refused, reset, or cut off mid-answer
                 self._count("connection")
                 continue
             self._count(status)
