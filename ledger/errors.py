@@ -195,6 +195,14 @@ class RemoteError(LuodiError):
     title = "The server refused the request"
 
 
+class QuorumNotMet(VerificationFailed):
+    """A checkpoint without the witness cosignatures a C2SP tlog-policy asks for:
+    the log alone vouches for it, so it may be a split view."""
+
+    slug = "quorum-not-met"
+    title = "Witness quorum not met"
+
+
 # -- a witness's refusals (C2SP tlog-witness, add-checkpoint; ledger/log/witness.py) ------------
 
 
