@@ -394,3 +394,7 @@ main.add_command(import_file)
 from .cli_db import db_copy  # noqa: E402  (a command in a module of its own)
 
 db.add_command(db_copy)
+
+from .cli_witness import witness  # noqa: E402  (a command group in a module of its own)
+
+main.add_command(witness)
