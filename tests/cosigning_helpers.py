@@ -127,6 +127,7 @@ class Relay(_Server):
         self.target = urllib.parse.urlsplit(target)
         self.mode = "pass"
         self.requests = 0
+        self.holding = 0  # requests taken in 'hole' mode and not answered
         self.bodies: list[bytes] = []
         self.released = threading.Event()
         relay = self
@@ -138,6 +139,8 @@ class Relay(_Server):
                     relay.requests += 1
                     relay.bodies.append(body)
                 if relay.mode == "hole":
+                    with relay_lock:
+                        relay.holding += 1
                     relay.released.wait(60)  # holds the request, answers nothing
                     self.close_connection = True
                     return
