@@ -16,7 +16,7 @@ import threading
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from witness_helpers import ToyLog
+from witness_helpers import ToyLog, bad_signature
 
 from ledger.errors import (
     BadOldSize, InconsistentCheckpoint, InstanceError, MalformedNote, SizeMismatch, Unavailable, UnknownLog,
@@ -229,15 +229,6 @@ def test_transparency_dev_formats_fixtures_read_as_cosignature_v1():
 
 # -- every check, in the spec's order --------------------------------------------------------------
 
-def _bad_signature(note: str) -> str:
-    """``note`` with the last byte of its (first) signature flipped: same name and key ID."""
-    head, line = note.rsplit("\u2014 ", 1)
-    name, b64 = line.rstrip("\n").split(" ")
-    raw = bytearray(base64.b64decode(b64))
-    raw[-1] ^= 1
-    return f"{head}\u2014 {name} {base64.b64encode(bytes(raw)).decode()}\n"
-
-
 A = ToyLog(LOG)
 FORK = ToyLog(LOG, fork=b" fork", common=4)  # the same key, another history after 4 leaves
 STRANGER = Signer.generate("log.example/a")  # a key of the same name that the witness does not trust
@@ -251,7 +242,7 @@ REFUSALS = {  # name: (request after the witness cosigned A at 8, error class, s
     "old size above the size": (A.body(8, 8, proof=[]).replace(b"old 8", b"old 9"), BadOldSize, 400),
     "unknown origin": (ToyLog(Signer.generate("log.example/c")).body(0, 4), UnknownLog, 404),
     "no trusted signature": (A.body(8, 12, note=A.checkpoint(12, STRANGER)), UntrustedCheckpoint, 403),
-    "a trusted key's bad signature": (A.body(8, 12, note=_bad_signature(A.checkpoint(12))), UntrustedCheckpoint, 403),
+    "a trusted key's bad signature": (A.body(8, 12, note=bad_signature(A.checkpoint(12))), UntrustedCheckpoint, 403),
     "stale old size": (A.body(4, 12), SizeMismatch, 409),
     "old size 0 after a cosignature": (A.body(0, 12), SizeMismatch, 409),
     "proof with old size 0": (None, InconsistentCheckpoint, 422),  # on a fresh origin, below

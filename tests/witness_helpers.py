@@ -4,6 +4,8 @@ so that a test can build any add-checkpoint request, forks included."""
 
 from __future__ import annotations
 
+import base64
+
 from ledger.log.add_checkpoint import format_add_checkpoint
 from ledger.log.checkpoint import Checkpoint
 from ledger.log.merkle import assemble, consistency_plan, leaf_hash, root
@@ -36,3 +38,12 @@ class ToyLog:
     def body(self, old: int, n: int, proof: list[bytes] | None = None, note: str | None = None) -> bytes:
         """The add-checkpoint request for size ``n`` with the proof from ``old``."""
         return format_add_checkpoint(old, self.proof(old, n) if proof is None else proof, note or self.checkpoint(n))
+
+
+def bad_signature(note: str) -> str:
+    """``note`` with the last byte of its last signature flipped: the same name and key ID."""
+    head, line = note.rsplit("\u2014 ", 1)
+    name, b64 = line.rstrip("\n").split(" ")
+    raw = bytearray(base64.b64decode(b64))
+    raw[-1] ^= 1
+    return f"{head}\u2014 {name} {base64.b64encode(bytes(raw)).decode()}\n"

@@ -38,8 +38,8 @@ rolls the witness back, cannot happen.
 
 A refused checkpoint that the log did sign (step 5) may be evidence of a
 split view or of a log that rewrote itself; the spec allows the witness to
-keep it (it MUST NOT cosign it), and this one does, once per checkpoint
-text (:meth:`WitnessStore.record_refusal`).
+keep it (it MUST NOT cosign it), and this one does, once per signed
+checkpoint (:meth:`WitnessTxn.refuse`, in the same transaction).
 
 The witness knows nothing of charities: any C2SP checkpoint log can use it.
 """
@@ -120,6 +120,11 @@ class WitnessTxn(ABC):
         """Stage ``cosigned`` as the origin's latest (and in its history).  It is
         durable only when the block exits without an exception."""
 
+    @abstractmethod
+    def refuse(self, refusal: Refusal) -> None:
+        """Stage a refused checkpoint as evidence, unless one with the same note is
+        kept already (the first request that showed it stays)."""
+
 
 class WitnessStore(ABC):
     """What the witness needs of a database: per origin the latest cosigned
@@ -142,11 +147,6 @@ class WitnessStore(ABC):
     @abstractmethod
     def origins(self) -> list[Cosigned]:
         """The latest cosigned checkpoint of every origin, by origin."""
-
-    @abstractmethod
-    def record_refusal(self, refusal: Refusal) -> bool:
-        """Keep a refused checkpoint as evidence, once per checkpoint text (the
-        first request that showed it); True if it was new."""
 
     @abstractmethod
     def refusals(self, origin: str | None = None) -> list[Refusal]:
@@ -218,10 +218,10 @@ class Witness:
                 timestamp = max(now, latest.timestamp if latest else 0)
                 line = self.cosigner.cosign(opened.text, timestamp)
                 txn.record(Cosigned(cp.origin, cp.size, cp.root, logged + line, timestamp))
-            else:
+            else:  # kept as evidence in the same transaction, which then commits
                 refused = Refusal(cp.origin, request.old_size, cp.size, stored, reason, logged, proof, now)
-        if refused is not None:  # the transaction wrote nothing; keep the evidence, then refuse
-            self.store.record_refusal(refused)
+                txn.refuse(refused)
+        if refused is not None:
             raise InconsistentCheckpoint(refused.reason, stored_size=refused.stored_size)
         return line
 

@@ -139,6 +139,14 @@ class _Txn(WitnessTxn):
             stored = self.conn.execute("SELECT size FROM latest WHERE origin = ?", (c.origin,)).fetchone()
             raise SizeMismatch(stored[0])
 
+    def refuse(self, refusal: Refusal) -> None:
+        r = refusal
+        self.conn.execute(
+            "INSERT OR IGNORE INTO refused (origin, old_size, size, stored_size, reason, note, proof, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (r.origin, r.old_size, r.size, r.stored_size, r.reason, r.note, b"".join(r.proof), r.received_at),
+        )
+
 
 class SQLiteWitnessStore(WitnessStore):
     """The witness's SQLite file; ``create`` makes it (mode 0600) and applies its
@@ -212,17 +220,6 @@ class SQLiteWitnessStore(WitnessStore):
 
     def origins(self) -> list[Cosigned]:
         return [_cosigned(r) for r in self._reader().execute(_COSIGNED + " ORDER BY origin")]
-
-    def record_refusal(self, refusal: Refusal) -> bool:
-        with self._write() as conn:
-            return conn.execute(
-                "INSERT OR IGNORE INTO refused (origin, old_size, size, stored_size, reason, note, proof, received_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    refusal.origin, refusal.old_size, refusal.size, refusal.stored_size, refusal.reason,
-                    refusal.note, b"".join(refusal.proof), refusal.received_at,
-                ),
-            ).rowcount == 1
 
     def refusals(self, origin: str | None = None) -> list[Refusal]:
         rows = self._reader().execute(
