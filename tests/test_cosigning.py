@@ -141,7 +141,7 @@ def gatherer_of(ledger, stand, relays, quorum=2, timeout=1.0) -> Gatherer:
 def settle(g: Gatherer) -> Gatherer:
     """One tick, then wait until no witness has a request under way."""
     g.tick()
-    wait_for(lambda: not any(s.busy for s in g.states.values()))
+    wait_for(g.idle)
     return g
 
 

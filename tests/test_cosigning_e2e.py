@@ -206,7 +206,7 @@ def test_a_witnessed_log_end_to_end(witnessed):
         g = Gatherer(forked.ledger, policy, HttpWitness.of, interval=60, timeout=TIMEOUT)
         g.start_couriers()
         g.tick()
-        wait_for(lambda: not any(st.busy for st in g.states.values()))
+        wait_for(g.idle)
         g.stop()
         assert forked.ledger.store.cosigned_checkpoint() is None
         assert all(st.last_error.startswith("422") for st in g.states.values()), g.status()

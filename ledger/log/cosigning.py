@@ -155,6 +155,7 @@ class Gatherer:
         self._wakes = {name: threading.Event() for name in self.states}
         self._threads: list[threading.Thread] = []
         self.rounds = 0
+        self._active = 0  # courier threads between taking a job and having stored what it gave
         self.error: str | None = None
         self.error_at: float | None = None
         self.stored: tuple[int, float] | None = None  # (size, when) of the last cosigned checkpoint stored
@@ -226,6 +227,11 @@ class Gatherer:
                     self._wakes[name].set()
         self._store_if_met(pending, wait=False)
 
+    def idle(self) -> bool:
+        """No request under way and no answer still being handled."""
+        with self._cond:
+            return self._active == 0 and not any(s.busy for s in self.states.values())
+
     # -- one witness -----------------------------------------------------------------
 
     def _courier(self, name: str) -> None:
@@ -236,6 +242,8 @@ class Gatherer:
             if self._stop.is_set():
                 return
             job = state.job
+            with self._cond:
+                self._active += 1
             try:
                 line = self._submit(name, state, job)
             except (_Refused, OSError, LuodiError) as exc:
@@ -261,6 +269,8 @@ class Gatherer:
                     log.exception("storing a cosigned checkpoint failed")
                     self._failed(f"{type(exc).__name__}: {exc}")
             self._report()
+            with self._cond:
+                self._active -= 1
 
     def _note_error(self, state: WitnessState, text: str) -> None:
         with self._cond:
