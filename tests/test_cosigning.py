@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 
 import pytest
+from api_helpers import make_api  # noqa: F401  (a fixture)
 from backends import execute, integrity_errors
 from click.testing import CliRunner
 from cosigning_helpers import Relay, StandIn, policy_text, wait_for
@@ -57,6 +58,7 @@ def test_a_policy_for_this_log_parses():
         (_policy("quorum none"), "remove the file"),
         (GOOD.replace(" https://a.example/", ""), "witness a needs its submission URL"),
         (GOOD.replace("https://a.example/", "ftp://a.example/"), "witness a needs its submission URL"),
+        (GOOD.replace("https://a.example/", "http://:80/"), "witness a needs its submission URL"),
         (GOOD.replace(W[1], W[0]), "already in the policy"),  # duplicate keys (tlog-policy)
         (GOOD.replace("group two 2 a b", "group two 3 a b"), "policy line 4"),
         (GOOD.replace("quorum two\n", ""), "quorum line"),
@@ -81,6 +83,16 @@ def test_serve_refuses_a_bad_policy_file_in_one_line_exit_2(tmp_path):
     with pytest.raises(InstanceError, match="witness-policy"):
         witness_policy(inst, own_key)  # the same refusal, by the reader the server uses
     assert witness_policy(tmp_path) is None  # no file: no witnesses
+
+
+@pytest.mark.sqlite_only("what the edge serves without witnesses does not depend on the storage driver")
+def test_without_a_policy_nothing_changes_and_the_status_says_so(make_api):
+    env = make_api()
+    status = env.client.get("/v1/status")
+    assert status.status_code == 200 and status.headers["Cache-Control"] == "no-cache"
+    assert status.get_json() == {"tree_size": env.reader.size(), "witnessing": None}
+    assert env.client.get("/v1/checkpoint").get_data(as_text=True) == env.reader.checkpoint()
+    assert "cosigned" not in env.client.get(f"/v1/receipts/{env.gifts[0]}").get_json()
 
 
 # -- storage --------------------------------------------------------------------------------

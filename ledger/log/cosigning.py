@@ -37,6 +37,7 @@ HTTP requests go through a :class:`WitnessClient` that the edge supplies.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -54,6 +55,7 @@ DEFAULT_INTERVAL = 1.0  # seconds between two looks at the log, as Tessera's def
 DEFAULT_TIMEOUT = 5.0  # seconds a witness has to answer each request
 QUORUM_GRACE = 0.25  # seconds the quorum's last cosignature waits for the witnesses still under way
 ERROR_TEXT_MAX = 300
+_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/\S*)?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?(/\S*)?")
 log = logging.getLogger(__name__)
 
 
@@ -77,7 +79,7 @@ def log_policy(text: str | bytes, log_key: Verifier | None) -> Policy:
     if not policy.witnesses:
         raise InstanceError("it names no witness")
     for w in policy.witnesses.values():
-        if not w.url or not w.url.startswith(("http://", "https://")) or len(w.url) < len("http://x"):
+        if not w.url or not _URL.fullmatch(w.url):
             raise InstanceError(f"witness {w.name} needs its submission URL (http:// or https://) after its key")
     return policy
 
