@@ -200,6 +200,33 @@ def test_a_witness_that_holds_another_size_answers_409_and_gets_the_right_proof(
 
 
 @ONE_DRIVER
+def test_two_gatherers_of_one_log_stay_correct(ledger, three):
+    """Two servers on one database: each has its own gatherer, and neither knows what the other sent."""
+    stand, relays = three
+    a, b = gatherer_of(ledger, stand, relays), gatherer_of(ledger, stand, relays)
+    a.start_couriers()
+    b.start_couriers()
+    ledger.append("note", {"text": "one"})
+    settle(a)  # a: old 0, cosigned at 2
+    settle(b)  # b finds size 2 cosigned in the database already: it sends nothing
+    assert [r.requests for r in relays] == [1, 1, 1]
+    ledger.append("note", {"text": "two"})
+    settle(b)  # b: old 0 -> 409 "2" -> old 2 with the proof
+    ledger.append("note", {"text": "three"})
+    settle(a)  # a still believes the witnesses hold 2: old 2 -> 409 "3" -> old 3 with the proof
+    assert [r.requests for r in relays] == [5, 5, 5]
+    assert [_old_size(body) for body in relays[0].bodies] == [0, 0, 2, 2, 3]
+    assert ledger.store.cosigned_checkpoint()[0] == 4 and ledger.store.cosigned_checkpoint(3) is not None
+    assert [s.size for s in stand] == [4, 4, 4]
+    a.stop()
+    b.stop()
+
+
+def _old_size(body: bytes) -> int:
+    return int(body.split(b"\n", 1)[0].split()[1])
+
+
+@ONE_DRIVER
 def test_one_witness_that_never_answers_does_not_stop_the_quorum(ledger, three):
     stand, relays = three
     relays[2].mode = "hole"

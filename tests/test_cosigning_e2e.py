@@ -136,6 +136,7 @@ def test_a_witnessed_log_end_to_end(witnessed):
     assert len(_lines(first["checkpoint"])) == 1  # only the log's signature
     s = wait_for(lambda: caught_up(server))
     assert s["witnessing"]["quorum"] == "2 of (w1, w2, w3)" and s["witnessing"]["gatherer"]["error"] is None
+    assert s["witnessing"]["gatherer"]["pid"] in server.worker_pids()  # one of the two workers gathers
     note = server.get("/v1/checkpoint").text
     checkpoint, cosigned = policy.check(note, log_key)
     assert checkpoint.size == s["tree_size"] and len(cosigned) >= 2
