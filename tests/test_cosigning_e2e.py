@@ -21,15 +21,17 @@ import shutil
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from cosigning_helpers import Relay, policy_text, wait_for
-from test_e2e_gunicorn import HOST, LUODI, LiveServer, clean_env, free_port, http, init_instance, luodi
+from test_e2e_gunicorn import HOST, LUODI, LiveServer, clean_env, free_port, http, luodi
 
-from api.instance import open_instance
+from api.instance import init_instance, open_instance
 from api.witness_client import HttpWitness
 from ledger.charity.receipt_check import check_receipt, check_tlog_proof
+from ledger.charity.tokens import create_token
 from ledger.errors import QuorumNotMet, SignatureError
 from ledger.log.checkpoint import open_checkpoint
 from ledger.log.cosigning import Gatherer, log_policy
@@ -88,10 +90,14 @@ def witnessed(tmp_path_factory):
     """(server, relays, witnesses, policy, fork instance): the log serving with its witnesses."""
     root = tmp_path_factory.mktemp("witnessed")
     instance = root / "instance"
-    log_key, admin, intake = init_instance(instance)
+    made = init_instance(instance)  # in this process: the CLI's start-up costs seconds, and its tests are elsewhere
+    log_key = made.ledger.verifier
+    admin, intake = (create_token(made.charity.stores.tokens, role) for role in ("admin", "intake"))
+    made.charity.stores.close()
     fork = root / "fork"
     shutil.copytree(instance, fork)  # the same key and first entries: a fork to be
-    witnesses = [RealWitness(root / f"w{i}", f"w{i}.example", log_key.to_string()) for i in (1, 2, 3)]
+    with ThreadPoolExecutor(3) as pool:  # keygen and start side by side
+        witnesses = list(pool.map(lambda i: RealWitness(root / f"w{i}", f"w{i}.example", log_key.to_string()), (1, 2, 3)))
     relays: list[Relay] = []
     try:
         wait_for(lambda: all(w.ready() for w in witnesses), timeout=30)
