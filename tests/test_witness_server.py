@@ -41,8 +41,8 @@ PROBLEM = "application/problem+json"
 
 
 class WitnessProcess:
-    """``luodi witness serve`` on a free loopback port; ``kill9`` ends its whole process
-    tree at once, as a power cut would, and ``start`` brings it back on the same file."""
+    """``luodi witness serve`` on a free loopback port; ``kill9`` (``stop``) ends its whole
+    process tree at once, as a power cut would, and ``start`` brings it back on the same file."""
 
     def __init__(self, key: Path, logs: list[Signer], db: Path, workers: int = 2, threads: int = 4):
         self.key, self.logs, self.db = key, logs, db
@@ -95,21 +95,16 @@ class WitnessProcess:
         return http("GET", f"{self.url}/{origin_hash(origin)}/checkpoint")
 
     def kill9(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)  # the session it was started in: master and workers
-        self.proc.wait(timeout=15)
-        self.proc = None
-
-    def stop(self) -> None:
+        """SIGKILL to the session it was started in, master and workers at once.  It is
+        also how the tests stop it: a witness must lose nothing it answered to that
+        (test_split_view_refused_and_state_kept_through_kill_9), and it is quick."""
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
+        if proc is not None:
+            if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=15)
+            proc.wait(timeout=15)
+
+    stop = kill9
 
 
 def keygen(folder: Path, name: str = "witness.example/w1") -> tuple[Path, CosignatureVerifier]:
@@ -275,18 +270,25 @@ def test_split_view_refused_and_state_kept_through_kill_9(tmp_path, served):
         assert open_checkpoint(server.checkpoint(LOG.name).text, LOG.verifier).size == 64
     finally:
         server.stop()
-    shown = luodi("witness", "show", "--db", tmp_path / "witness.sqlite", "--key", served.key)
-    assert shown.returncode == 0, shown.stderr
+    shown = _run("show", "--db", tmp_path / "witness.sqlite", "--key", served.key)
     assert f"witness {served.vkey.to_string()}" in shown.stdout
     assert f"{LOG.name}: size 64" in shown.stdout and "refused log.example/statuses size 8 (old 8, held 8)" in shown.stdout
 
 
 # -- the CLI's refusals: one line, exit 2, nothing served (in process: none gets as far as gunicorn) --------------------------------------------
 
+def _run(*args):
+    """A ``luodi witness`` command run in process (click's runner) that must succeed."""
+    result = CliRunner().invoke(main, ["witness", *map(str, args)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory):
     folder = tmp_path_factory.mktemp("witness-keys")
-    key, vkey = keygen(folder)
+    key = folder / "witness.key"
+    vkey = CosignatureVerifier.from_string(_run("keygen", "--name", "witness.example/w2", "--out", key).stdout.strip())
     loose = folder / "loose.key"
     loose.write_text(key.read_text())
     os.chmod(loose, 0o644)
@@ -335,6 +337,5 @@ def test_cli_refusals(keys, tmp_path):
 
 
 def test_show_prints_the_key_and_each_log(served):
-    shown = luodi("witness", "show", "--db", served.db)
-    assert shown.returncode == 0, shown.stderr
+    shown = _run("show", "--db", served.db)
     assert f"{LOG.name}: size 8" in shown.stdout and f"/{origin_hash(LOG.name)}/checkpoint" in shown.stdout
