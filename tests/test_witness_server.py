@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_e2e_gunicorn import HOST, LUODI, START_TIMEOUT, clean_env, free_port, http, luodi
+from test_e2e_gunicorn import HOST, LUODI, START_TIMEOUT, clean_env, free_port, http
+from storage_faults import held_lock
 from witness_helpers import ToyLog, bad_signature
 
 from api.cli import main
@@ -44,9 +45,9 @@ class WitnessProcess:
     """``luodi witness serve`` on a free loopback port; ``kill9`` (``stop``) ends its whole
     process tree at once, as a power cut would, and ``start`` brings it back on the same file."""
 
-    def __init__(self, key: Path, logs: list[Signer], db: Path, workers: int = 2, threads: int = 4):
+    def __init__(self, key: Path, logs: list[Signer], db: Path, workers: int = 2, threads: int = 4, lock_timeout=5.0):
         self.key, self.logs, self.db = key, logs, db
-        self.workers, self.threads = workers, threads
+        self.workers, self.threads, self.lock_timeout = workers, threads, lock_timeout
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self._runtime = tempfile.mkdtemp(prefix="luodi-witness-")
@@ -62,7 +63,8 @@ class WitnessProcess:
             logs = [arg for s in self.logs for arg in ("--log", s.verifier.to_string())]
             self.proc = subprocess.Popen(
                 [LUODI, "witness", "serve", "--key", str(self.key), *logs, "--db", str(self.db), "--host", HOST,
-                 "--port", str(self.port), "--workers", str(self.workers), "--threads", str(self.threads)],
+                 "--port", str(self.port), "--workers", str(self.workers), "--threads", str(self.threads),
+                 "--lock-timeout", str(self.lock_timeout)],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=clean_env(XDG_RUNTIME_DIR=self._runtime), start_new_session=True,
             )
@@ -108,16 +110,17 @@ class WitnessProcess:
 
 
 def keygen(folder: Path, name: str = "witness.example/w1") -> tuple[Path, CosignatureVerifier]:
-    """``luodi witness keygen``: the key file and the verifier key it printed."""
+    """``luodi witness keygen`` (in process): the key file and the verifier key it printed."""
     key = folder / "witness.key"
-    done = luodi("witness", "keygen", "--name", name, "--out", key)
-    assert done.returncode == 0, done.stderr
+    done = CliRunner().invoke(main, ["witness", "keygen", "--name", name, "--out", str(key)], catch_exceptions=False)
+    assert done.exit_code == 0, done.output
     return key, CosignatureVerifier.from_string(done.stdout.strip())
 
 
 LOG = Signer.generate("log.example/statuses")
 FRESH = Signer.generate("log.example/fresh")  # followed, never cosigned
 RACE = Signer.generate("log.example/race")
+BUSY = Signer.generate("log.example/busy")
 A = ToyLog(LOG)
 FORK = ToyLog(LOG, fork=b" fork", common=4)
 
@@ -126,7 +129,7 @@ FORK = ToyLog(LOG, fork=b" fork", common=4)
 def served(tmp_path_factory):
     folder = tmp_path_factory.mktemp("witness")
     key, vkey = keygen(folder)
-    server = WitnessProcess(key, [LOG, FRESH, RACE], folder / "witness.sqlite").start()
+    server = WitnessProcess(key, [LOG, FRESH, RACE, BUSY], folder / "witness.sqlite", lock_timeout=1).start()
     try:
         first = server.add(A.body(0, 8))
         assert first.status == 200, first.text
@@ -185,6 +188,21 @@ def test_http_refusals_of_the_edge(served):
     assert too_big.status == 413 and too_big.headers["Content-Type"] == PROBLEM
     wrong_method = http("GET", served.url + "/add-checkpoint")
     assert wrong_method.status == 405 and "POST" in wrong_method.headers["Allow"]
+
+
+def test_a_write_lock_held_by_another_process_is_a_503_and_reads_go_on(served):
+    """Another process holds SQLite's write lock on the witness's file: an add-checkpoint
+    waits --lock-timeout (1 s here), then is refused with 503 and Retry-After, having
+    written nothing; the monitoring endpoint still answers (WAL readers do not wait);
+    once the lock is let go, the same request is cosigned."""
+    body = ToyLog(BUSY).body(0, 2)
+    with held_lock("exclusive", served.db):
+        busy = served.add(body)
+        assert busy.status == 503 and busy.headers["Content-Type"] == PROBLEM, busy.text
+        assert busy.headers["Retry-After"] == "1"
+        assert served.checkpoint(LOG.name).status == 200
+    assert served.checkpoint(BUSY.name).status == 404
+    assert served.add(body).status == 200
 
 
 def test_the_monitoring_endpoint_serves_what_was_cosigned(served):
@@ -287,8 +305,7 @@ def _run(*args):
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory):
     folder = tmp_path_factory.mktemp("witness-keys")
-    key = folder / "witness.key"
-    vkey = CosignatureVerifier.from_string(_run("keygen", "--name", "witness.example/w2", "--out", key).stdout.strip())
+    key, vkey = keygen(folder, "witness.example/w2")
     loose = folder / "loose.key"
     loose.write_text(key.read_text())
     os.chmod(loose, 0o644)
