@@ -143,7 +143,7 @@ def test_our_cosignature_of_the_spec_checkpoint_signs_the_spec_message(store):
 
 # -- other implementations' fixtures --------------------------------------------------------------
 
-# FiloSottile/litetlog cmd/litewitness/testdata/litewitness.txt: a Sigsum log's tree heads (its key,
+# FiloSottile/litetlog cmd/litewitness/testdata/litewitness.txt (at 006b647): a Sigsum log's tree heads (its key,
 # sizes, roots, signatures and consistency proofs, made by sigsum-go), sent there to add-tree-head.
 # A Sigsum tree head signature is a note signature over the checkpoint text, so each makes an
 # add-checkpoint request; the witness must answer what litewitness answers (its "unknown log" and
@@ -196,7 +196,7 @@ def test_litewitness_fixture_sequence_gets_litewitness_answers(store, clock):
     assert open_checkpoint(store.latest(LITE_ORIGIN).note, Verifier(LITE_ORIGIN, LITE_KEY)).size == 5
 
 
-# FiloSottile/torchwood cmd/litewitness/testdata/multi-cosigs-ed25519.txt: an add-checkpoint request
+# FiloSottile/torchwood cmd/litewitness/testdata/multi-cosigs-ed25519.txt (at 5820115): an add-checkpoint request
 # (old 0, a Sigsum log's checkpoint of size 1) that litewitness answers 200.
 TORCHWOOD_KEY = bytes.fromhex("52c05edad1bf5feffa81354faae59a655d9a9a1a793ed2f62c39c26c0be2aecd")
 TORCHWOOD_ORIGIN = "sigsum.org/v1/tree/985ea163f5af026723561354f51f2ebcdcf2af809ce254ccfb64aa9aadd80f90"
@@ -219,7 +219,7 @@ def test_torchwood_fixture_request_is_cosigned(store, clock):
 
 
 def test_transparency_dev_formats_fixtures_read_as_cosignature_v1():
-    """transparency-dev/formats note/note_cosigv1_test.go: a deployed witness's 0x04 vkey,
+    """transparency-dev/formats note/note_cosigv1_test.go (at 091ce41): a deployed witness's 0x04 vkey,
     and a cosignature whose timestamp that test expects to be 1727964367."""
     v = CosignatureVerifier.from_string("remora.n621.de+da77ade7+BOvN63jn/bLvkieywe8R6UYAtVtNbZpXh34x7onlmtw2")
     assert v.key_id.hex() == "da77ade7"

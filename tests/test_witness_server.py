@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_e2e_gunicorn import HOST, LUODI, START_TIMEOUT, clean_env, free_port, http, luodi
+from test_e2e_gunicorn import HOST, LUODI, START_TIMEOUT, clean_env, free_port, http
+from storage_faults import held_lock
 from witness_helpers import ToyLog, bad_signature
 
 from api.cli import main
@@ -41,12 +42,12 @@ PROBLEM = "application/problem+json"
 
 
 class WitnessProcess:
-    """``luodi witness serve`` on a free loopback port; ``kill9`` ends its whole process
-    tree at once, as a power cut would, and ``start`` brings it back on the same file."""
+    """``luodi witness serve`` on a free loopback port; ``kill9`` (``stop``) ends its whole
+    process tree at once, as a power cut would, and ``start`` brings it back on the same file."""
 
-    def __init__(self, key: Path, logs: list[Signer], db: Path, workers: int = 2, threads: int = 4):
+    def __init__(self, key: Path, logs: list[Signer], db: Path, workers: int = 2, threads: int = 4, lock_timeout=5.0):
         self.key, self.logs, self.db = key, logs, db
-        self.workers, self.threads = workers, threads
+        self.workers, self.threads, self.lock_timeout = workers, threads, lock_timeout
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self._runtime = tempfile.mkdtemp(prefix="luodi-witness-")
@@ -62,7 +63,8 @@ class WitnessProcess:
             logs = [arg for s in self.logs for arg in ("--log", s.verifier.to_string())]
             self.proc = subprocess.Popen(
                 [LUODI, "witness", "serve", "--key", str(self.key), *logs, "--db", str(self.db), "--host", HOST,
-                 "--port", str(self.port), "--workers", str(self.workers), "--threads", str(self.threads)],
+                 "--port", str(self.port), "--workers", str(self.workers), "--threads", str(self.threads),
+                 "--lock-timeout", str(self.lock_timeout)],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=clean_env(XDG_RUNTIME_DIR=self._runtime), start_new_session=True,
             )
@@ -95,34 +97,30 @@ class WitnessProcess:
         return http("GET", f"{self.url}/{origin_hash(origin)}/checkpoint")
 
     def kill9(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)  # the session it was started in: master and workers
-        self.proc.wait(timeout=15)
-        self.proc = None
-
-    def stop(self) -> None:
+        """SIGKILL to the session it was started in, master and workers at once.  It is
+        also how the tests stop it: a witness must lose nothing it answered to that
+        (test_split_view_refused_and_state_kept_through_kill_9), and it is quick."""
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
+        if proc is not None:
+            if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=15)
+            proc.wait(timeout=15)
+
+    stop = kill9
 
 
 def keygen(folder: Path, name: str = "witness.example/w1") -> tuple[Path, CosignatureVerifier]:
-    """``luodi witness keygen``: the key file and the verifier key it printed."""
+    """``luodi witness keygen`` (in process): the key file and the verifier key it printed."""
     key = folder / "witness.key"
-    done = luodi("witness", "keygen", "--name", name, "--out", key)
-    assert done.returncode == 0, done.stderr
+    done = CliRunner().invoke(main, ["witness", "keygen", "--name", name, "--out", str(key)], catch_exceptions=False)
+    assert done.exit_code == 0, done.output
     return key, CosignatureVerifier.from_string(done.stdout.strip())
 
 
 LOG = Signer.generate("log.example/statuses")
 FRESH = Signer.generate("log.example/fresh")  # followed, never cosigned
 RACE = Signer.generate("log.example/race")
+BUSY = Signer.generate("log.example/busy")
 A = ToyLog(LOG)
 FORK = ToyLog(LOG, fork=b" fork", common=4)
 
@@ -131,7 +129,7 @@ FORK = ToyLog(LOG, fork=b" fork", common=4)
 def served(tmp_path_factory):
     folder = tmp_path_factory.mktemp("witness")
     key, vkey = keygen(folder)
-    server = WitnessProcess(key, [LOG, FRESH, RACE], folder / "witness.sqlite").start()
+    server = WitnessProcess(key, [LOG, FRESH, RACE, BUSY], folder / "witness.sqlite", lock_timeout=1).start()
     try:
         first = server.add(A.body(0, 8))
         assert first.status == 200, first.text
@@ -190,6 +188,21 @@ def test_http_refusals_of_the_edge(served):
     assert too_big.status == 413 and too_big.headers["Content-Type"] == PROBLEM
     wrong_method = http("GET", served.url + "/add-checkpoint")
     assert wrong_method.status == 405 and "POST" in wrong_method.headers["Allow"]
+
+
+def test_a_write_lock_held_by_another_process_is_a_503_and_reads_go_on(served):
+    """Another process holds SQLite's write lock on the witness's file: an add-checkpoint
+    waits --lock-timeout (1 s here), then is refused with 503 and Retry-After, having
+    written nothing; the monitoring endpoint still answers (WAL readers do not wait);
+    once the lock is let go, the same request is cosigned."""
+    body = ToyLog(BUSY).body(0, 2)
+    with held_lock("exclusive", served.db):
+        busy = served.add(body)
+        assert busy.status == 503 and busy.headers["Content-Type"] == PROBLEM, busy.text
+        assert busy.headers["Retry-After"] == "1"
+        assert served.checkpoint(LOG.name).status == 200
+    assert served.checkpoint(BUSY.name).status == 404
+    assert served.add(body).status == 200
 
 
 def test_the_monitoring_endpoint_serves_what_was_cosigned(served):
@@ -275,18 +288,24 @@ def test_split_view_refused_and_state_kept_through_kill_9(tmp_path, served):
         assert open_checkpoint(server.checkpoint(LOG.name).text, LOG.verifier).size == 64
     finally:
         server.stop()
-    shown = luodi("witness", "show", "--db", tmp_path / "witness.sqlite", "--key", served.key)
-    assert shown.returncode == 0, shown.stderr
+    shown = _run("show", "--db", tmp_path / "witness.sqlite", "--key", served.key)
     assert f"witness {served.vkey.to_string()}" in shown.stdout
     assert f"{LOG.name}: size 64" in shown.stdout and "refused log.example/statuses size 8 (old 8, held 8)" in shown.stdout
 
 
 # -- the CLI's refusals: one line, exit 2, nothing served (in process: none gets as far as gunicorn) --------------------------------------------
 
+def _run(*args):
+    """A ``luodi witness`` command run in process (click's runner) that must succeed."""
+    result = CliRunner().invoke(main, ["witness", *map(str, args)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory):
     folder = tmp_path_factory.mktemp("witness-keys")
-    key, vkey = keygen(folder)
+    key, vkey = keygen(folder, "witness.example/w2")
     loose = folder / "loose.key"
     loose.write_text(key.read_text())
     os.chmod(loose, 0o644)
@@ -335,6 +354,5 @@ def test_cli_refusals(keys, tmp_path):
 
 
 def test_show_prints_the_key_and_each_log(served):
-    shown = luodi("witness", "show", "--db", served.db)
-    assert shown.returncode == 0, shown.stderr
+    shown = _run("show", "--db", served.db)
     assert f"{LOG.name}: size 8" in shown.stdout and f"/{origin_hash(LOG.name)}/checkpoint" in shown.stdout
