@@ -89,6 +89,7 @@ def db_copy(source, target, batch):
         + (f", {report.privates_erased} erased (erased in the source since)" if report.privates_erased else "")
         + f"; tokens: {report.tokens_added} copied"
         + (f", {report.tokens_removed} removed (revoked in the source since)" if report.tokens_removed else "")
+        + (f"; cosigned checkpoints: {report.cosigned} copied" if report.cosigned else "")
     )
     click.echo(f"copied: {report.size} entries, root {report.root_b64} (the source's latest checkpoint, verbatim)")
 

@@ -55,6 +55,7 @@ def contents(stores: Stores) -> dict:
         return {
             "rows": [tuple(r) for r in stores.log.iter_entries()],
             "checkpoints": [tuple(c) for c in stores.log.iter_checkpoints()],
+            "cosigned": [tuple(c) for c in stores.log.iter_cosigned_checkpoints()],
             "applied": view.applied(),
             "derived": {table: view.derived(table) for table in DERIVED},
             "privates": [tuple(p) for p in view.privates()],

@@ -30,7 +30,9 @@ from ledger.charity.store import Stores
 from ledger.charity.tokens import create_token
 from ledger.charity.transfer import check_source, copy_instance
 from ledger.errors import InstanceError, LogCorrupted
+from ledger.log.cosignature import Cosigner, merge_signatures, verify_cosignatures
 from ledger.log.keyfile import read_key_file
+from ledger.log.note import parse_note
 from ledger.log.ledger import Ledger
 from ledger.log.verify import VerifyReport
 from ledger.stores.sqlite import open_sqlite
@@ -105,6 +107,25 @@ def test_the_copy_holds_everything_and_audits_with_the_same_root(source, make_ta
         assert report.privates == len(ours["privates"]) > 0
         assert known["erased"] not in {p[0].hex() for p in ours["privates"]}
         assert audited(dst) == audited(src) == (checked.size, checked.root)
+    finally:
+        src.close()
+
+
+def test_the_witnesses_cosigned_checkpoints_are_copied_verbatim_once(source, make_target):
+    path, _ = source
+    witness = Cosigner.generate("witness.example/w1")
+    with closing(open_sqlite(path / "luodi.sqlite")) as writable:
+        kept = list(writable.log.iter_checkpoints())[-3:-1]
+        for size, note in kept:
+            assert writable.log.add_cosigned_checkpoint(size, merge_signatures(note, witness.cosign(parse_note(note).text)))
+    src, target = src_stores(path), make_target()
+    try:
+        report = copy_instance(src, target.open(), batch=50)
+        assert report.cosigned == 2
+        copied = list(target.open().log.iter_cosigned_checkpoints())
+        assert copied == list(src.log.iter_cosigned_checkpoints()) and [s for s, _ in copied] == [s for s, _ in kept]
+        assert all(witness.verifier in verify_cosignatures(note, [witness.verifier]) for _, note in copied)
+        assert copy_instance(src, target.open()).cosigned == 0  # run again: nothing twice
     finally:
         src.close()
 

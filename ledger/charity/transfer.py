@@ -17,6 +17,9 @@ any two drivers), everything an instance keeps in its database:
   record how far they got in the same transaction;
 - the donor private rows (the one books table not derived from the log), each
   in the transaction that writes its donation;
+- the witnesses' cosigned checkpoints (``docs/witnessing.md``), verbatim,
+  after the log: the target's driver takes each only as its own log's note at
+  that size with cosignature lines added;
 - the bearer tokens, after the log.
 
 **Restartable.**  Each target transaction writes one or more whole commits of
@@ -67,6 +70,7 @@ class CopyReport:
     privates_erased: int = 0  # stale private rows removed (erased in the source since an earlier run)
     tokens_added: int = 0
     tokens_removed: int = 0  # tokens the target held that the source no longer does (revoked since)
+    cosigned: int = 0  # cosigned checkpoints this run wrote
     sizes: list[int] = field(default_factory=list)  # the target's size after each transaction
 
     @property
@@ -131,6 +135,7 @@ def copy_instance(
                 pending, held = [], 0
         if pending:
             _write(target, pending, src_books, report, progress)
+        _copy_cosigned(source, target, report)
         _copy_tokens(source, target, report)
         _reconcile_privates(source, target, report)
     with target.log.snapshot():
@@ -298,6 +303,13 @@ def _name_refusal(target: Stores, entries: list[Entry]) -> None:
                     entry.seq, f"the accounting rules refuse this entry: {exc.detail}", entry.receipt
                 ) from exc
         raise LogCorrupted(entries[0].seq, "the accounting rules refuse these entries together")  # pragma: no cover
+
+
+def _copy_cosigned(source: Stores, target: Stores, report: CopyReport) -> None:
+    """The source's cosigned checkpoints the target lacks (insert-if-absent, so a rerun adds none)."""
+    for size, note in source.log.iter_cosigned_checkpoints():
+        if target.log.add_cosigned_checkpoint(size, note):
+            report.cosigned += 1
 
 
 def _copy_tokens(source: Stores, target: Stores, report: CopyReport) -> None:

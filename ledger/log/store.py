@@ -104,6 +104,10 @@ class LogStore(ABC):
         """The cosigned checkpoint at ``size``, or the latest (largest) one; None if none."""
 
     @abstractmethod
+    def iter_cosigned_checkpoints(self) -> Iterator[tuple[int, str]]:
+        """Every cosigned checkpoint kept, by tree size."""
+
+    @abstractmethod
     def iter_entries(self, start: int = 0) -> Iterator[Row]:
         """Rows in seq order."""
 

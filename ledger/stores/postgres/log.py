@@ -145,6 +145,9 @@ class PostgresLogStore(LogStore):
             row = self._one("SELECT tree_size, note FROM cosigned_checkpoints WHERE tree_size = %s", (size,))
         return None if row is None else (row[0], row[1])
 
+    def iter_cosigned_checkpoints(self):
+        return self.db.scan("SELECT tree_size, note FROM cosigned_checkpoints ORDER BY tree_size", rows=256)
+
     def iter_entries(self, start: int = 0) -> Iterator[Row]:
         return self.db.scan(_ROWS, (start,))
 

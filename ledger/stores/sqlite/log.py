@@ -138,6 +138,10 @@ class SQLiteLogStore(LogStore):
         row = self.db.reader().execute(sql, args).fetchone()
         return None if row is None else (row[0], row[1])
 
+    def iter_cosigned_checkpoints(self):
+        cur = self.db.reader().execute("SELECT tree_size, note FROM cosigned_checkpoints ORDER BY tree_size")
+        return ((row[0], row[1]) for row in cur)
+
     def iter_entries(self, start: int = 0) -> Iterator[Row]:
         return _iter_rows(self.db.reader(), start)
 
