@@ -129,7 +129,7 @@ def test_export_refuses_another_logs_folder_a_fork_and_a_shorter_log(tmp_path, e
 
 def tile_origin_conf(folder: Path, port: int, root: Path) -> Path:
     """docs/tiles.md's nginx block with this test's port and folder, in a whole nginx.conf."""
-    blocks = re.findall(r"```nginx\n(.*?)```", DOC.read_text(), re.S)
+    blocks = re.findall(r"```nginx\n(.*?)```", DOC.read_text(), re.DOTALL)
     assert len(blocks) == 1, "docs/tiles.md should hold one nginx block"
     block = blocks[0]
     for old, new in (("listen 8080;", f"listen {HOST}:{port};"), ("root /srv/luodi/tiles;", f"root {root};")):
