@@ -23,8 +23,6 @@ exporter at a time per folder.
 from __future__ import annotations
 
 import hmac
-import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,10 +34,9 @@ from ledger.log.ledger import Ledger
 from ledger.log.tiles import TILE_WIDTH, export_tiles, tile_width, tiles_between
 
 from . import instance as inst
+from .tile_files import Files
 
 CHECKPOINT = "checkpoint"
-FILE_MODE = 0o644
-DIR_MODE = 0o755
 
 
 class _Failed(click.ClickException):
@@ -55,47 +52,6 @@ class Exported:
     files: int  # tiles, bundles and the checkpoint written
     bytes: int
     deleted: int  # superseded partial tiles and bundles removed
-
-
-def _write(path: Path, data: bytes, made: set[Path]) -> None:
-    """``data`` at ``path``, atomically and durably: a temporary file beside it, flushed, renamed."""
-    folder = path.parent
-    if folder not in made:
-        _folders(folder, made)
-    tmp = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-    try:
-        os.fchmod(fd, FILE_MODE)  # whatever the umask: a web server must read it
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
-
-
-def _folders(folder: Path, made: set[Path]) -> None:
-    missing = []
-    at = folder
-    while not at.is_dir():
-        missing.append(at)
-        at = at.parent
-    for at in reversed(missing):
-        at.mkdir(exist_ok=True)
-        os.chmod(at, DIR_MODE)
-    made.add(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def exported_size(ledger: Ledger, folder: Path) -> int:
@@ -123,25 +79,25 @@ def exported_size(ledger: Ledger, folder: Path) -> int:
     return cp.size
 
 
-def export_folder(ledger: Ledger, folder: Path) -> Exported:
-    """Bring ``folder`` up to the log's latest checkpoint (see the module's docstring)."""
-    note = ledger.checkpoint()
+def export_folder(ledger: Ledger, folder: Path, note: str | None = None) -> Exported:
+    """Bring ``folder`` up to the log's latest checkpoint, or to the signed checkpoint
+    ``note`` of this log (see the module's docstring)."""
+    note = ledger.checkpoint() if note is None else note
     new = open_checkpoint(note, ledger.verifier, ledger.origin).size
     old = exported_size(ledger, folder)
     if old > new:  # the log grew past the folder's size between the two reads: export again
         raise InvalidInput(f"the log's checkpoint ({new}) is older than the folder's ({old}); run it again")
-    made: set[Path] = set()
     files = nbytes = 0
-    with ledger.snapshot(streaming=True):
-        for tile, data in export_tiles(old, new, ledger.store.iter_entries, ledger.store.nodes):
-            _write(folder / tile.path, data, made)
-            files, nbytes = files + 1, nbytes + len(data)
-    for at in made:  # the renames are durable before the checkpoint that needs them
-        _fsync_dir(at)
-    if (folder / CHECKPOINT).is_file() and (folder / CHECKPOINT).read_bytes() == note.encode():
-        return Exported(old, new, files, nbytes, 0)
-    _write(folder / CHECKPOINT, note.encode(), made)
-    _fsync_dir(folder)
+    with Files() as out:
+        with ledger.snapshot(streaming=True):
+            for tile, data in export_tiles(old, new, ledger.store.iter_entries, ledger.store.nodes):
+                out.write(folder / tile.path, data)
+                files, nbytes = files + 1, nbytes + len(data)
+        out.finish()  # every tile on disk before the checkpoint that needs them
+        if (folder / CHECKPOINT).is_file() and (folder / CHECKPOINT).read_bytes() == note.encode():
+            return Exported(old, new, files, nbytes, 0)
+        out.write(folder / CHECKPOINT, note.encode())
+        out.finish()
     return Exported(old, new, files + 1, nbytes + len(note.encode()), _drop_superseded(folder, old, new))
 
 
