@@ -10,10 +10,12 @@ import hashlib
 import sqlite3
 
 import pytest
+from api_helpers import assert_problem, close_app
 from click.testing import CliRunner
 from conftest import REGISTRY, FixedClock
 from factories import PERIOD
 
+from api import create_app
 from api.cli import main
 from api.instance import DB_NAME, KEY_NAME, init_instance, open_instance
 from ledger.charity import payload as P
@@ -130,3 +132,10 @@ def test_verify_warns_of_an_older_entry_over_the_limit_and_export_refuses_the_lo
     assert done.output == (f"Error: seq {seq} is 65,635 bytes, over the 65,535-byte limit of an entry bundle "
                            "(C2SP tlog-tiles): this log cannot be served as tiles\n")
     assert not (tmp_path / "www" / "checkpoint").exists()
+    app = create_app({"TESTING": True, "INSTANCE": str(instance), "RATELIMIT_ENABLED": False})
+    try:
+        bundle = app.test_client().get(f"/tile/entries/000.p/{seq + 1}")
+        assert_problem(bundle, 422, "entry-too-large")
+        assert app.test_client().get(f"/tile/0/000.p/{seq + 1}").status_code == 200  # its leaf hash is served
+    finally:
+        close_app(app)
