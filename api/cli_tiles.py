@@ -14,10 +14,11 @@ the full tile is available), but for the one the previous checkpoint named,
 kept for readers that still hold it; a reader of an older one reads the full
 tile instead.  A partial tile whose full tile does not exist yet is never deleted.
 
-Exit 0 when exported; 2 for a refusal: a folder holding another log's checkpoint,
-or one that is not a prefix of this log (a fork, or a bigger tree), or a log
-holding an entry over 65,535 bytes (which no entry bundle can carry).  One
-exporter at a time per folder.
+Exit 0 when exported; 1 when a stored entry does not hash to its stored leaf
+hash (every entry exported is re-hashed); 2 for a refusal: a folder holding
+another log's checkpoint, or one that is not a prefix of this log (a fork, or a
+bigger tree), or a log holding an entry over 65,535 bytes (which no entry
+bundle can carry).  One exporter at a time per folder.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def export_folder(ledger: Ledger, folder: Path, note: str | None = None) -> Expo
     note = ledger.checkpoint() if note is None else note
     new = open_checkpoint(note, ledger.verifier, ledger.origin).size
     old = exported_size(ledger, folder)
-    if old > new:  # the log grew past the folder's size between the two reads: export again
+    if old > new:  # the folder is ahead of this checkpoint (an older one asked, or the log grew meanwhile)
         raise InvalidInput(f"the log's checkpoint ({new}) is older than the folder's ({old}); run it again")
     files = nbytes = 0
     with Files() as out:
