@@ -329,3 +329,14 @@ def test_export_refuses_an_entry_over_the_limit_naming_its_seq():
     del other.rows[4]
     with pytest.raises(LogCorrupted, match="skip from seq 4 to 5"):
         other.export(0, 10)
+
+
+def test_a_reader_forgets_level0_tiles_beyond_its_bound_and_still_reads(big, monkeypatch):
+    monkeypatch.setattr("ledger.log.tile_reader.LEVEL0_KEPT", 3)
+    files = big.export(0, 70_000)
+    fetched: list[str] = []
+    reader = TileReader(_fetcher(files, fetched), 70_000, big.root(70_000))
+    assert list(reader.entries(0, 1500)) == [r[3] for r in big.rows[:1500]]
+    assert len(reader._tiles) <= 3 + 4  # at most 3 level-0 tiles, and the tiles above and at the edge
+    merkle.verify_inclusion(big.rows[69_999][1], 69_999, 70_000, reader.inclusion_proof(69_999), big.root(70_000))
+    merkle.verify_inclusion(big.rows[3][1], 3, 70_000, reader.inclusion_proof(3), big.root(70_000))

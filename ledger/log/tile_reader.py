@@ -128,8 +128,8 @@ class TileReader:
                     tile_path(level, index),
                     f"does not hash to hash {index % TILE_WIDTH} of its tile at level {level + 1}",
                 )
-        if level == 0 and len(self._tiles) >= LEVEL0_KEPT:
-            self._tiles = {k: v for k, v in self._tiles.items() if k[0]}
+        if level == 0 and len(self._tiles) >= LEVEL0_KEPT:  # forget full level-0 tiles, keep the rest
+            self._tiles = {k: v for k, v in self._tiles.items() if k[0] or len(v[0]) < TILE_WIDTH}
         self._tiles[(level, index)] = found
         return found
 
