@@ -36,17 +36,31 @@ from .tiles import (
 )
 
 Fetch = Callable[[str], "bytes | None"]
-LEVEL0_KEPT = 256  # level-0 tiles kept hashed (37 KB each); their bytes stay in the cache (8 KiB each)
+LEVEL0_KEPT = 2048  # level-0 tiles kept hashed (16 KiB each, 32 MiB); their bytes stay in the cache
+FULL = TILE_WIDTH * HASH_SIZE
 
 
-def _heights(hashes: list[bytes]) -> list[list[bytes]]:
-    """The tile's inner tree: ``out[r]`` is its perfect nodes of height ``r`` above
-    the tile's hashes, left to right (256 hashes give heights 0 to 8)."""
+def _heights(hashes: bytes) -> list[bytes]:
+    """The tile's inner tree, packed: ``out[r]`` holds its perfect nodes of height ``r``
+    above the tile's hashes, left to right, 32 bytes each (256 hashes give heights 0
+    to 8, 16 KiB in all)."""
     out = [hashes]
-    while len(out[-1]) > 1:
+    while len(out[-1]) > HASH_SIZE:
         below = out[-1]
-        out.append([node_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)])
+        pair = 2 * HASH_SIZE
+        out.append(
+            b"".join(
+                [
+                    node_hash(below[i : i + HASH_SIZE], below[i + HASH_SIZE : i + pair])
+                    for i in range(0, len(below) - pair + 1, pair)
+                ]
+            )
+        )
     return out
+
+
+def _at(packed: bytes, i: int) -> bytes:
+    return packed[i * HASH_SIZE : (i + 1) * HASH_SIZE]
 
 
 class TileReader:
@@ -77,7 +91,7 @@ class TileReader:
         self.root = root
         self.cache: MutableMapping[str, bytes] = {} if cache is None else cache
         self.fetches = 0
-        self._tiles: dict[tuple[int, int], list[list[bytes]]] = {}
+        self._tiles: dict[tuple[int, int], list[bytes]] = {}
         self._root: bytes | None = None
 
     def _get(self, path: str, keep: bool = True) -> bytes | None:
@@ -102,14 +116,14 @@ class TileReader:
             raise RemoteError(f"{path}: the log does not serve it, and its tree of size {self.size} has it")
         return path, data
 
-    def _hashes(self, level: int, index: int, width: int) -> list[bytes]:
+    def _hashes(self, level: int, index: int, width: int) -> bytes:
         path, data = self._read(level, index, width)
         want = HASH_SIZE * (TILE_WIDTH if path == tile_path(level, index) else width)
         if len(data) != want:
             raise BadTile(path, f"is {len(data)} bytes, not {want}")
-        return [data[i : i + HASH_SIZE] for i in range(0, width * HASH_SIZE, HASH_SIZE)]
+        return bytes(data[: width * HASH_SIZE])
 
-    def _tile(self, level: int, index: int) -> list[list[bytes]]:
+    def _tile(self, level: int, index: int) -> list[bytes]:
         """The inner tree of a hash tile of this tree, checked (with ``root``)."""
         found = self._tiles.get((level, index))
         if found is not None:
@@ -122,14 +136,14 @@ class TileReader:
             return self._tiles[(level, index)]
         found = _heights(self._hashes(level, index, width))
         if self.root is not None:
-            above = self._tile(level + 1, index >> TILE_HEIGHT)[0][index % TILE_WIDTH]
-            if not hmac.compare_digest(found[TILE_HEIGHT][0], above):
+            above = _at(self._tile(level + 1, index >> TILE_HEIGHT)[0], index % TILE_WIDTH)
+            if not hmac.compare_digest(found[TILE_HEIGHT], above):
                 raise BadTile(
                     tile_path(level, index),
                     f"does not hash to hash {index % TILE_WIDTH} of its tile at level {level + 1}",
                 )
         if level == 0 and len(self._tiles) >= LEVEL0_KEPT:  # forget full level-0 tiles, keep the rest
-            self._tiles = {k: v for k, v in self._tiles.items() if k[0] or len(v[0]) < TILE_WIDTH}
+            self._tiles = {k: v for k, v in self._tiles.items() if k[0] or len(v[0]) < FULL}
         self._tiles[(level, index)] = found
         return found
 
@@ -143,7 +157,7 @@ class TileReader:
         for height, index in perfect_nodes(0, self.size):
             level, r = divmod(height, TILE_HEIGHT)
             first = index << r
-            hashes.append(edges[(level, first >> TILE_HEIGHT)][r][(first % TILE_WIDTH) >> r])
+            hashes.append(_at(edges[(level, first >> TILE_HEIGHT)][r], (first % TILE_WIDTH) >> r))
         got = fold(hashes) if hashes else EMPTY_ROOT
         if self.root is not None and not hmac.compare_digest(got, self.root):
             paths = ", ".join(t.path for t in edge_tiles(self.size))
@@ -159,7 +173,7 @@ class TileReader:
             raise ProofError(f"a tree of size {self.size} has no node (level {height}, index {index})")
         level, r = divmod(height, TILE_HEIGHT)
         first = index << r
-        return self._tile(level, first >> TILE_HEIGHT)[r][(first % TILE_WIDTH) >> r]
+        return _at(self._tile(level, first >> TILE_HEIGHT)[r], (first % TILE_WIDTH) >> r)
 
     def _assemble(self, plan) -> list[bytes]:
         return assemble(plan, {n: self.node(*n) for n in plan_nodes(plan)})
@@ -188,7 +202,7 @@ class TileReader:
             leaves = self._tile(0, n)[0]
             base = n * TILE_WIDTH
             for i in range(max(start, base) - base, min(stop, base + width) - base):
-                if not hmac.compare_digest(leaf_hash(bundle[i]), leaves[i]):
+                if not hmac.compare_digest(leaf_hash(bundle[i]), _at(leaves, i)):
                     raise LogCorrupted(
                         base + i, f"the entry in {path} does not hash to its leaf hash in the level-0 tile"
                     )
