@@ -66,8 +66,12 @@ def witness_policy() -> Policy | None:
 def served_checkpoint() -> str:
     """What ``GET /v1/checkpoint`` serves: with witnesses, the latest cosigned checkpoint
     (the latest log-signed one until the first is cosigned); without, the latest log-signed one."""
-    led = ledger()
-    if witness_policy() is not None:
+    return published_checkpoint(ledger(), witness_policy())
+
+
+def published_checkpoint(led, policy: Policy | None) -> str:
+    """The checkpoint a log with ``policy`` publishes (``/v1/checkpoint``, ``luodi tiles export``)."""
+    if policy is not None:
         found = led.store.cosigned_checkpoint()
         if found is not None:
             return found[1]
