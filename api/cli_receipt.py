@@ -60,15 +60,15 @@ def _read(source: str) -> bytes:
     return data
 
 
-def _check(data: bytes, verifier: Verifier, salt, donor_ref, remote: bool) -> tuple[str, CheckedReceipt]:
+def _check(data: bytes, verifier: Verifier, salt, donor_ref, remote: bool, policy=None) -> tuple[str, CheckedReceipt]:
     if data.startswith(HEADER.encode() + b"\n"):
-        return "tlog-proof", check_tlog_proof(data, verifier, salt=salt, donor_ref=donor_ref)
+        return "tlog-proof", check_tlog_proof(data, verifier, salt=salt, donor_ref=donor_ref, policy=policy)
     try:
         doc = json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
         what = "the server's answer is" if remote else "the file is"
         raise _Refused("network" if remote else "usage", f"{what} neither JSON nor a tlog-proof (first line {HEADER})") from exc
-    return "json", check_receipt(doc, verifier, salt=salt, donor_ref=donor_ref)
+    return "json", check_receipt(doc, verifier, salt=salt, donor_ref=donor_ref, policy=policy)
 
 
 def _money(amount: int | None, currency: str) -> str | None:
