@@ -193,3 +193,11 @@ class RemoteError(LuodiError):
     status = 502
     slug = "remote"
     title = "The server refused the request"
+
+
+class QuorumNotMet(VerificationFailed):
+    """A checkpoint without the witness cosignatures a C2SP tlog-policy asks for:
+    the log alone vouches for it, so it may be a split view."""
+
+    slug = "quorum-not-met"
+    title = "Witness quorum not met"
