@@ -201,3 +201,33 @@ class QuorumNotMet(VerificationFailed):
 
     slug = "quorum-not-met"
     title = "Witness quorum not met"
+
+
+class NoSuchTile(NotFound):
+    """A C2SP tlog-tiles path (``tile/<L>/<N>[.p/<W>]``, ``tile/entries/<N>[.p/<W>]``)
+    that is malformed, names an empty tile, or names one beyond the tree: a 404."""
+
+    slug = "no-such-tile"
+    title = "No such tile"
+
+
+class EntryTooLarge(InvalidEntry):
+    """An entry whose canonical bytes exceed 65,535 bytes: a C2SP tlog-tiles entry
+    bundle carries each entry behind a big-endian uint16 length, so the log refuses
+    it at append (422) and nothing is written."""
+
+    slug = "entry-too-large"
+    title = "Entry too large"
+
+
+class BadTile(VerificationFailed):
+    """A tile or entry bundle that a tile reader fetched and that does not check out:
+    wrong length, hashes that do not fold to the checkpoint's root, an undecodable
+    bundle.  ``path`` names the resource."""
+
+    slug = "bad-tile"
+    title = "Tile verification failed"
+
+    def __init__(self, path: str, detail: str):
+        super().__init__(f"{path}: {detail}", path=path)
+        self.path = path
