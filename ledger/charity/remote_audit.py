@@ -221,7 +221,7 @@ class RemoteAudit:
         between them, at the tree sizes the server's answers name."""
         note = self.source.checkpoint()
         pinned = self.follower.open_checkpoint(note)
-        self._witnessed(note)
+        self._pin(note, pinned)
         saved = self.saved
         if saved is not None:
             saved.check_grown(pinned.size)
@@ -234,8 +234,9 @@ class RemoteAudit:
         yield from self._compare_published()
         self._check_inclusions()
 
-    def _witnessed(self, note) -> None:
-        """The audited checkpoint meets the witness policy (C2SP tlog-policy), if one was given."""
+    def _pin(self, note, cp: Checkpoint) -> None:
+        """The audited checkpoint (verified with the pinned key) meets the witness policy
+        (C2SP tlog-policy), if one was given."""
         self.report.witnesses = check_witnesses(note, self.follower.verifier, self.policy)
 
     def _consistency(self, first: int, second: int) -> list[bytes]:
