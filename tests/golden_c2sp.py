@@ -23,7 +23,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.log.checkpoint import Checkpoint
 from ledger.log.cosignature import Cosigner, cosignature_key_id, signed_message
+from ledger.log.merkle import leaf_hash
+from ledger.log.merkle import root as merkle_root
 from ledger.log.note import DASH, Signer, sign_note
+from ledger.log.tile_reader import TileReader
+from ledger.log.tiles import any_path, hash_tile, tiles_for_size
 
 GOLDEN = Path(__file__).parent / "golden"
 ORIGIN = "luodi.example/golden-c2sp"
@@ -108,11 +112,50 @@ def cosignature_vectors() -> dict:
     }
 
 
+TILE_SIZES = (515, 300)  # two full level-0 tiles and a partial one of 3, a partial level-1 tile of 2; and 300
+TILE_INDICES = (0, 1, 2, 127, 255, 256, 299, 300, 511, 512, 514)
+PATH_CASES = ((0, 0, 256), (0, 1, 17), (3, 999, 256), (1, 1000, 256), (2, 1234067, 112), (63, 5, 1),
+              ("entries", 1234067, 256), ("entries", 0, 255))
+
+
+def _leaves(n: int) -> list[bytes]:
+    return [leaf_hash(f"golden tile entry {i}".encode()) for i in range(n)]
+
+
+def tile_vectors() -> dict:
+    leaves = _leaves(max(TILE_SIZES))
+
+    def nodes(wanted):
+        return {(h, i): merkle_root(leaves[i << h:(i + 1) << h]) for h, i in wanted}
+
+    files: dict[str, str] = {}
+    trees = []
+    for size in TILE_SIZES:
+        for tile in tiles_for_size(size, entries=False):
+            files[tile.path] = hash_tile(nodes, tile).hex()
+        root = merkle_root(leaves[:size])
+        reader = TileReader(lambda path: bytes.fromhex(files[path]) if path in files else None, size, root)
+        assert reader.tree_root() == root
+        proofs = {str(i): [h.hex() for h in reader.inclusion_proof(i)] for i in TILE_INDICES if i < size}
+        trees.append({"size": size, "root": root.hex(),
+                      "tiles": [t.path for t in tiles_for_size(size, entries=False)], "inclusion": proofs})
+    return {
+        "about": "C2SP tlog-tiles paths, hash tiles and the RFC 9162 inclusion proofs a reader assembles from "
+                 "them; made by tests/golden_c2sp.py from ledger/log/tiles.py and tile_reader.py. Leaf i is "
+                 "SHA-256(0x00 || 'golden tile entry <i>').",
+        "paths": [[level, index, width, any_path(level, index, width)] for level, index, width in PATH_CASES],
+        "leaf_hashes": [h.hex() for h in leaves[:3]],
+        "files": dict(sorted(files.items())),
+        "trees": trees,
+    }
+
+
 def write() -> None:
-    for name, make in (("cosignature.json", cosignature_vectors),):
+    for name, make in (("cosignature.json", cosignature_vectors), ("tiles.json", tile_vectors)):
         path = GOLDEN / name
         if path.exists():
-            raise SystemExit(f"{path} exists: golden vectors are written once, never changed")
+            print(f"{path} exists: golden vectors are written once, never changed")
+            continue
         path.write_text(json.dumps(make(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"wrote {path}")
 

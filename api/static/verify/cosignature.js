@@ -40,9 +40,10 @@ export function signedMessage(text, timestamp) {
 /** Parse a witness's verifier key (type 0x04); its key ID must match its name and key. */
 export async function parseWitnessKey(text) {
   if (typeof text !== "string") throw new FormatError("the witness key must be text");
-  const parts = text.split("+");
-  if (parts.length !== 3) throw new FormatError("a witness key is name+hash+key");
-  const [name, hex, b64] = parts;
+  const first = text.indexOf("+");
+  const second = text.indexOf("+", first + 1);
+  if (first < 0 || second < 0) throw new FormatError("a witness key is name+hash+key");
+  const [name, hex, b64] = [text.slice(0, first), text.slice(first + 1, second), text.slice(second + 1)];
   if (!name || /[\s+]/.test(name)) throw new FormatError("the witness key's name must be non-empty with no spaces");
   if (!/^[0-9a-f]{8}$/.test(hex)) throw new FormatError("the witness key's hash must be 8 lowercase hex digits");
   const raw = fromBase64(b64, "the witness key");
