@@ -11,7 +11,7 @@ def create_app(test_config: dict | None = None):
     environment variables, then ``test_config``."""
     from ledger.stores.sqlite import DEFAULT_LOCK_TIMEOUT
 
-    from . import admin, docs, limits, pages, problems, public, state, writes
+    from . import admin, docs, limits, pages, problems, public, state, tiles, writes
 
     instance = Path(
         (test_config or {}).get("INSTANCE") or os.environ.get("LUODI_INSTANCE") or "instance"
@@ -58,6 +58,7 @@ def create_app(test_config: dict | None = None):
     state.init_app(app)
     docs.init_app(app)
     pages.init_app(app)
+    tiles.init_app(app)  # /checkpoint and /tile/...: C2SP tlog-tiles at the service root
     api.register_blueprint(public.blp)
     api.register_blueprint(writes.blp)
     for name in ("BatchReceipt", "BatchProblem"):  # the batch results' oneOf (api/schemas.py)

@@ -35,6 +35,7 @@ from .kinds import Registry
 from .merkle import Frontier, leaf_hash, pack_nodes
 from .note import Verifier
 from .store import LogStore, Row
+from .tiles import MAX_ENTRY_BYTES
 
 CHUNK = 2048
 PARALLEL_FROM = 50_000  # below this many entries, starting workers costs more than it saves
@@ -47,6 +48,9 @@ class VerifyReport:
     checkpoints: int
     origin: str
     log_key: str
+    # (seq, bytes) of entries over the 65,535-byte limit of a tlog-tiles entry bundle,
+    # appended before the log enforced it: the log verifies, but cannot be served as tiles
+    oversize: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -212,6 +216,7 @@ def verify_stream(
         run = lambda chunks: (check_chunk(c, registry) for c in chunks)  # noqa: E731
     trees: deque[tuple[list, list]] = deque()  # stored nodes and rows of chunks in flight, in order
     state = {"expected": 0, "gap": False}
+    oversize = []
 
     def chunks():
         batch, tree = [], []
@@ -220,6 +225,8 @@ def verify_stream(
                 state["gap"] = True
                 break  # reported after the rows before it are checked
             state["expected"] = seq + 1
+            if isinstance(canonical, bytes) and len(canonical) > MAX_ENTRY_BYTES:
+                oversize.append((seq, len(canonical)))
             batch.append((seq, stored_hash, canonical))
             tree.append(stored_tree)
             if len(batch) == CHUNK:
@@ -268,7 +275,8 @@ def verify_stream(
     if size and last_cp != size:
         raise LogCorrupted(size - 1, "the newest entries are not covered by a checkpoint")
     verifier = chain.verifier
-    return VerifyReport(size, frontier.root(), seen_cps, chain.origin or "", verifier.to_string() if verifier else "")
+    key = verifier.to_string() if verifier else ""
+    return VerifyReport(size, frontier.root(), seen_cps, chain.origin or "", key, tuple(oversize))
 
 
 def _which(made, stored) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
-from ..errors import InvalidEntry, LogCorrupted, LuodiError, NotFound
+from ..errors import EntryTooLarge, InvalidEntry, LogCorrupted, LuodiError, NotFound
 from .canonical import parse_json
 from .checkpoint import Checkpoint
 from .clock import check_time
@@ -16,8 +16,20 @@ from .kinds import Registry
 from .merkle import HASH_SIZE, Frontier, fold, pack_nodes, perfect_nodes
 from .note import Signer
 from .store import LogTxn, Row
+from .tiles import MAX_ENTRY_BYTES
 
 Peaks = Callable[[LogTxn, int], list[bytes]]
+
+
+def _fits(entry: Entry) -> Entry:
+    """Refuse an entry whose canonical bytes a C2SP tlog-tiles entry bundle cannot
+    carry (a uint16 length: 65,535 bytes at most, docs/entries.md)."""
+    if len(entry.canonical) > MAX_ENTRY_BYTES:
+        raise EntryTooLarge(
+            f"the entry would be {len(entry.canonical):,} bytes of canonical JSON, over the "
+            f"{MAX_ENTRY_BYTES:,}-byte limit of an entry (a tlog-tiles entry bundle's uint16 length)"
+        )
+    return entry
 
 
 class Writer:
@@ -90,7 +102,7 @@ class Writer:
         """Seal a body already checked by :func:`body_bytes` and the hook's
         :meth:`~ledger.log.hook.AppendHook.check`, run the hook on it, stage it."""
         seq = self.frontier.size
-        entry = seal(seq, self.prev, self.time, kind, body, data)
+        entry = _fits(seal(seq, self.prev, self.time, kind, body, data))
         if self.hook is not None:
             self.hook.apply(entry)
         made = self.frontier.append(entry.leaf_hash)
@@ -106,7 +118,7 @@ class Writer:
         seq, prev, time = self.frontier.size, self.prev, self.time
         entries = []
         for kind, body, data in items:
-            entry = seal(seq, prev, time, kind, body, data)
+            entry = _fits(seal(seq, prev, time, kind, body, data))
             entries.append(entry)
             prev = entry.receipt
             seq += 1
