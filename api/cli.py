@@ -397,3 +397,7 @@ db.add_command(db_copy)
 from .cli_tiles import tiles  # noqa: E402  (a command group in a module of its own)
 
 main.add_command(tiles)
+
+from .cli_witness import witness  # noqa: E402  (a command group in a module of its own)
+
+main.add_command(witness)

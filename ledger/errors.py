@@ -231,3 +231,50 @@ class BadTile(VerificationFailed):
     def __init__(self, path: str, detail: str):
         super().__init__(f"{path}: {detail}", path=path)
         self.path = path
+
+
+# -- a witness's refusals (C2SP tlog-witness, add-checkpoint; ledger/log/witness.py) ------------
+
+
+class BadOldSize(MalformedNote):
+    """An add-checkpoint request whose old size is larger than its checkpoint's size (400)."""
+
+    slug = "bad-old-size"
+    title = "Old size larger than the checkpoint's"
+
+
+class UnknownLog(NotFound):
+    """A checkpoint of a log the witness does not follow, or never cosigned (404)."""
+
+    slug = "unknown-log"
+    title = "Unknown log"
+
+
+class UntrustedCheckpoint(Forbidden):
+    """A checkpoint no key the witness trusts for its origin signed, or one where a
+    trusted key's name and ID sit on a signature that does not verify (403)."""
+
+    slug = "untrusted-checkpoint"
+    title = "Checkpoint not signed by a trusted log key"
+
+
+class SizeMismatch(Conflict):
+    """The request's old size is not the size of the latest checkpoint the witness
+    cosigned for that log (409).  ``size`` is that size: the HTTP answer's
+    ``text/x.tlog.size`` body."""
+
+    slug = "size-mismatch"
+    title = "Old size does not match the witness's latest"
+
+    def __init__(self, size: int, detail: str = ""):
+        super().__init__(detail or f"the latest checkpoint this witness cosigned for this log has size {size}", size=size)
+        self.size = size
+
+
+class InconsistentCheckpoint(InvalidInput):
+    """A checkpoint inconsistent with what the witness cosigned before (422): a
+    consistency proof that fails, a proof from size 0, the same size with
+    another root, or a size-0 checkpoint without the empty tree's root."""
+
+    slug = "inconsistent-checkpoint"
+    title = "Checkpoint inconsistent with the witness's view"

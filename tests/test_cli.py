@@ -333,8 +333,9 @@ def test_every_command_has_help_and_is_in_the_readme(runner):
         assert f"`{' '.join(path)}" in readme, f"{' '.join(path)} is not in README.md"
         # The charity's own tools (keygen, disburse) run on the charity's machine, a donor's
         # receipt check (verify-receipt) on the donor's, and a settlement import (import) on the
-        # payment provider's, with no instance; a database copy (db copy) works on a file and a URL.
-        if path[-1] not in ("keygen", "disburse", "verify-receipt", "import", "copy"):
+        # payment provider's, with no instance; a database copy (db copy) works on a file and a URL;
+        # a witness (witness ...) runs on its own operator's machine with its own key and file.
+        if path[-1] not in ("keygen", "disburse", "verify-receipt", "import", "copy") and path[1] != "witness":
             assert "--instance" in [opt for p in cmd.params for opt in p.opts], f"{' '.join(path)} lacks --instance"
         for param in cmd.params:
             if isinstance(param, click.Option) and param.name != "instance":

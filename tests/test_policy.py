@@ -77,7 +77,7 @@ def test_a_forged_cosignature_by_a_known_witness_rejects_the_checkpoint():
 K1, K2 = X[0].verifier.to_string(), X[1].verifier.to_string()
 
 
-@pytest.mark.parametrize("text, why", [
+BAD_POLICIES = [
     ("", "quorum line"),
     (f"witness a {K1}\n", "quorum line"),
     ("quorum none\nquorum none\n", "exactly one quorum"),
@@ -97,7 +97,10 @@ K1, K2 = X[0].verifier.to_string(), X[1].verifier.to_string()
     ("quorum none\nwitnesses a b\n", "not a policy line"),
     ("quorum none\r\n", "control"),
     ("quorum\n", "not a policy line"),
-])
+]
+
+
+@pytest.mark.parametrize("text, why", BAD_POLICIES, ids=[f"{n}-{why}" for n, (_, why) in enumerate(BAD_POLICIES)])
 def test_bad_policies_are_refused_naming_the_line(text, why):
     with pytest.raises(MalformedNote, match=why):
         Policy.parse(text)

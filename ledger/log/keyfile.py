@@ -28,11 +28,12 @@ def write_key_file(path: str | Path, signer: Signer) -> None:
         f.write(signer.to_string() + "\n")
 
 
-def read_key_file(path: str | Path, what: str = "key", missing: str = "") -> Signer:
+def read_key_file(path: str | Path, what: str = "key", missing: str = "", parse=Signer.from_string):
     """The signer in a key file that only its owner can read.
 
     ``what`` names the key in errors; ``missing`` is what to add to the error
-    when there is no such file."""
+    when there is no such file; ``parse`` reads the key (a witness's key is a
+    :class:`ledger.log.cosignature.Cosigner`)."""
     path = Path(path)
     try:
         mode = path.stat().st_mode
@@ -41,8 +42,10 @@ def read_key_file(path: str | Path, what: str = "key", missing: str = "") -> Sig
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise InstanceError(f"{path} is readable by others (mode {stat.S_IMODE(mode):o}); chmod 600 it")
     try:
-        return Signer.from_string(path.read_text())
+        return parse(path.read_text())
     except MalformedNote as exc:
         raise InstanceError(f"{path} does not hold a valid signer key: {exc.detail}") from exc
+    except UnicodeDecodeError as exc:
+        raise InstanceError(f"{path} does not hold a valid signer key: it is not text") from exc
     except OSError as exc:
         raise InstanceError(f"cannot read {path}: {exc.strerror}") from exc
