@@ -378,26 +378,14 @@ def _summary(cl: CharityLedger) -> None:
     click.echo(ledger.checkpoint(), nl=False)
 
 
-from .cli_audit import audit  # noqa: E402  (the command lives in its own module)
+# Commands that live in modules of their own.
+from .cli_audit import audit  # noqa: E402
+from .cli_db import db_copy  # noqa: E402
+from .cli_import import import_file  # noqa: E402
+from .cli_receipt import verify_receipt  # noqa: E402
+from .cli_tiles import tiles  # noqa: E402
+from .cli_witness import witness  # noqa: E402
 
-main.add_command(audit)
-
-from .cli_receipt import verify_receipt  # noqa: E402  (a command in a module of its own)
-
-main.add_command(verify_receipt)
-
-from .cli_import import import_file  # noqa: E402  (a command in a module of its own)
-
-main.add_command(import_file)
-
-from .cli_db import db_copy  # noqa: E402  (a command in a module of its own)
-
+for _command in (audit, verify_receipt, import_file, tiles, witness):
+    main.add_command(_command)
 db.add_command(db_copy)
-
-from .cli_tiles import tiles  # noqa: E402  (a command group in a module of its own)
-
-main.add_command(tiles)
-
-from .cli_witness import witness  # noqa: E402  (a command group in a module of its own)
-
-main.add_command(witness)
