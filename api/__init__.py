@@ -11,7 +11,7 @@ def create_app(test_config: dict | None = None):
     environment variables, then ``test_config``."""
     from ledger.stores.sqlite import DEFAULT_LOCK_TIMEOUT
 
-    from . import admin, docs, limits, pages, problems, public, state, tiles, writes
+    from . import admin, docs, limits, pages, problems, public, state, tiles, witnessing, writes
 
     instance = Path(
         (test_config or {}).get("INSTANCE") or os.environ.get("LUODI_INSTANCE") or "instance"
@@ -28,6 +28,8 @@ def create_app(test_config: dict | None = None):
         BATCH_MAX_CONTENT_LENGTH=2 * 1024 * 1024,  # POST .../donations/batch only
         CLIENT_TIMEOUT_SECONDS=10,  # under `luodi serve`: to send a whole request, or to take each write of an answer
         PAGE_LIMIT=1000,
+        WITNESS_INTERVAL=1.0,  # with witnesses (docs/witnessing.md): seconds between two submissions of checkpoints
+        WITNESS_TIMEOUT=5.0,  # seconds a witness has to connect, and for each read and write of a submission
         RATELIMIT_DEFAULT="",
         RATELIMIT_WRITES="600 per minute",  # per route, per address (or per admin token)
         RATELIMIT_INTAKE="100000 per minute",  # per route, per intake token without a rate of its own
@@ -56,6 +58,7 @@ def create_app(test_config: dict | None = None):
     api = problems.init_app(app)
     limits.init_app(app, writes.blp, admin.blp)
     state.init_app(app)
+    witnessing.init_app(app)
     docs.init_app(app)
     pages.init_app(app)
     tiles.init_app(app)  # /checkpoint and /tile/...: C2SP tlog-tiles at the service root

@@ -226,6 +226,9 @@ def serve(instance, host, port, workers, threads, demo, lock_timeout, read_only,
         cl.stores.close()
     # Refuse early, with one line, if the instance is not usable (or not writable unless --read-only).
     inst.check_serving(instance, lock_timeout=lock_timeout or DEFAULT_LOCK_TIMEOUT, read_only=read_only)
+    if refused := inst.witness_policy_error(instance):  # docs/witnessing.md
+        click.echo(f"Error: {refused}", err=True)
+        sys.exit(2)
     # The workers' apps read these (see api/__init__.py); unset, the instance's config.py decides.
     if lock_timeout is not None:
         os.environ["LUODI_WRITE_LOCK_TIMEOUT"] = repr(lock_timeout)

@@ -7,6 +7,8 @@ database (``instance/database.url``, or ``LUODI_DATABASE_URL``; see
 driver, :mod:`ledger.stores.postgres`).  ``instance/log.key`` holds the log's
 Ed25519 signer key in Go's note format (``PRIVATE+KEY+...``), mode 0600.  The
 key is created once and never overwritten, and its text is never logged.
+``instance/witness-policy``, if the operator writes one, names the log's
+witnesses and the quorum of their cosignatures it gathers (docs/witnessing.md).
 Opening an instance wires the driver's stores into a charity ledger
 (:func:`ledger.charity.service.open_charity_ledger`): the generic log, the
 charity registry, and the books as the log's append hook.
@@ -28,9 +30,11 @@ from ledger.charity.books import DEFAULT_WINDOW_SECONDS
 from ledger.charity.service import CharityLedger, open_charity_ledger
 from ledger.charity.store import Stores
 from ledger.errors import InstanceError, MalformedNote, Unavailable
+from ledger.log.cosigning import log_policy
 from ledger.log.keyfile import read_key_file, write_key_file
 from ledger.log.ledger import Ledger
-from ledger.log.note import Signer, check_name
+from ledger.log.note import Signer, Verifier, check_name
+from ledger.log.policy import Policy
 from ledger.stores.sqlite import DEFAULT_LOCK_TIMEOUT, SQLiteStores, open_sqlite, open_sqlite_copy
 from ledger.stores.sqlite.files import refuse_loose_modes
 
@@ -38,6 +42,7 @@ from .database_url import check_url, database_url, env_url, recorded_url, redact
 
 DB_NAME = "luodi.sqlite"
 KEY_NAME = "log.key"
+POLICY_NAME = "witness-policy"
 DEFAULT_ORIGIN = "localhost/luodi"
 
 
@@ -243,6 +248,35 @@ def _unservable(instance: str | Path, exc: Unavailable, read_only: bool) -> Inst
     cause = exc.__cause__ or exc
     verb, advice = ("read", "fix that") if read_only else ("write", "fix that, or serve it with --read-only")
     return InstanceError(f"cannot {verb} {_described(instance)} ({cause}): {advice}")
+
+
+def witness_policy(instance: str | Path, log_key: Verifier | None = None) -> Policy | None:
+    """The log's witness policy, ``instance/witness-policy`` (a C2SP tlog-policy file; see
+    docs/witnessing.md), or None without one; checked against ``log_key`` when given."""
+    path = Path(instance) / POLICY_NAME
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise InstanceError(f"the witness policy {path} cannot be read: {exc.strerror}") from exc
+    try:
+        return log_policy(text, log_key)
+    except InstanceError as exc:
+        raise InstanceError(f"the witness policy {path}: {exc.detail}") from None
+
+
+def witness_policy_error(instance: str | Path) -> str | None:
+    """Why the instance's witness policy cannot be served (checked against its log's key), or None."""
+    try:
+        cl = open_instance(instance, with_key=False)
+        try:
+            witness_policy(instance, cl.ledger.verifier)
+        finally:
+            cl.stores.close()
+    except InstanceError as exc:
+        return exc.detail
+    return None
 
 
 def _described(instance: str | Path) -> str:

@@ -13,6 +13,7 @@ from .contract import SEQ
 from .state import charity_ledger, ledger
 from .render import send_receipt
 from .views import hexes, immutable, item, project
+from .witnessing import served_checkpoint, served_receipt, status_body
 
 blp = Blueprint("public", __name__, url_prefix="/v1", description="Read the log and check it: no token needed.")
 
@@ -24,11 +25,23 @@ def ping():
     return {"ok": True}
 
 
+@blp.get("/status")
+@blp.response(200, s.Status)
+def status():
+    """The log's size and, when it has witnesses, its witness policy, how far its latest
+    cosigned checkpoint lags behind (entries and seconds), and each witness's last answer."""
+    resp = blp_json(status_body(), s.Status)
+    resp.headers["Cache-Control"] = "no-cache"
+    return resp
+
+
 @blp.get("/checkpoint")
 @blp.response(200, content_type="text/plain")
 def checkpoint():
-    """The latest signed checkpoint (C2SP tlog-checkpoint, a signed note)."""
-    resp = Response(ledger().checkpoint(), mimetype="text/plain")
+    """The latest signed checkpoint (C2SP tlog-checkpoint, a signed note).  When the log has
+    witnesses, the latest cosigned one: the log's note with the cosignature lines of witnesses
+    that met its witness policy (C2SP tlog-cosignature; docs/witnessing.md)."""
+    resp = Response(served_checkpoint(), mimetype="text/plain")
     resp.headers["Cache-Control"] = "no-cache"
     return resp
 
@@ -82,7 +95,7 @@ def consistency(args):
 def get_receipt(leaf_hash):
     """Everything a donor needs to verify a gift offline: the entry, its proof, the
     checkpoint and log key, and each disbursement that spent it with its own proof."""
-    return send_receipt(charity_ledger().receipt(leaf_hash))
+    return send_receipt(served_receipt(leaf_hash))
 
 
 @blp.get("/receipts/<hash:leaf_hash>.tlog-proof")
@@ -91,7 +104,7 @@ def get_receipt_tlog_proof(leaf_hash):
     """The gift's inclusion as a C2SP tlog-proof (c2sp.org/tlog-proof): extra data is the
     donation's canonical entry bytes, index its seq, then the proof and the signed checkpoint.
     It proves inclusion only; the disbursements that spent the gift need the JSON receipt."""
-    return Response(tlog_proof(charity_ledger().receipt(leaf_hash)), mimetype=MEDIA_TYPE)
+    return Response(tlog_proof(served_receipt(leaf_hash)), mimetype=MEDIA_TYPE)
 
 
 @blp.get("/projects")

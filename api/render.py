@@ -138,6 +138,7 @@ def _receipt(r: Receipt, tail: dict, w: _Writer) -> str:
         ',"tree_size":', str(r.tree_size),
         ',"inclusion_proof":', _hashes(r.proof),
         ',"checkpoint":', s(r.checkpoint),
+        *(() if r.cosigned is None else (',"cosigned":', "true" if r.cosigned else "false")),
         ',"log_key":', s(r.log_key),
         ',"currency":', s(cur),
         ',"amount":', s(format_amount(trace.amount, cur)),

@@ -141,6 +141,11 @@ class Receipt(Schema):
     tree_size = fields.Integer(required=True)
     inclusion_proof = fields.List(fields.String(), required=True)
     checkpoint = fields.String(required=True, metadata={"description": "the signed checkpoint note at tree_size"})
+    cosigned = fields.Boolean(metadata={"description": (
+        "only when the log has witnesses (docs/witnessing.md): true if checkpoint is the latest cosigned checkpoint "
+        "(its witnesses' cosignatures meet the log's witness policy) and covers the gift, its project's opening and "
+        "every disbursement listed; false if no cosigned checkpoint covers them yet and it is the log-signed one"
+    )})
     log_key = fields.String(required=True)
     currency = fields.String(required=True)
     amount = fields.String(required=True)
@@ -314,3 +319,49 @@ class PersonalData(Schema):
 class Erasure(Schema):
     receipt = fields.String(required=True)
     erased = fields.Boolean(required=True, metadata={"description": "false if there was nothing (left) to erase"})
+
+
+_TIME = {"allow_none": True, "metadata": {"description": "RFC 3339 UTC"}}
+
+
+class WitnessStatus(Schema):
+    name = fields.String(required=True, metadata={"description": "the witness's name in the policy"})
+    key = fields.String(required=True, metadata={"description": "its cosignature/v1 verifier key (vkey, type 0x04)"})
+    url = fields.String(required=True, metadata={"description": "its submission prefix"})
+    size = fields.Integer(required=True, allow_none=True, metadata={"description": "the size it last said it holds"})
+    requests = fields.Integer(required=True, allow_none=True, metadata={"description": "add-checkpoint requests sent"})
+    last_success_at = fields.String(required=True, **_TIME)
+    last_success_size = fields.Integer(required=True, allow_none=True)
+    last_error = fields.String(required=True, allow_none=True, metadata={"description": "cleared by a success"})
+    last_error_at = fields.String(required=True, **_TIME)
+
+
+class GathererStatus(Schema):
+    pid = fields.Integer(required=True, allow_none=True)
+    updated_at = fields.String(required=True, **_TIME)
+    age_seconds = fields.Float(required=True, metadata={"description": "since it last wrote its state"})
+    witnessing_size = fields.Integer(required=True, allow_none=True, metadata={"description": "being submitted now"})
+    cosigned_by = fields.List(fields.String(), required=True)
+    last_stored_size = fields.Integer(required=True, allow_none=True)
+    last_stored_at = fields.String(required=True, **_TIME)
+    error = fields.String(required=True, allow_none=True)
+    error_at = fields.String(required=True, **_TIME)
+
+
+class Witnessing(Schema):
+    quorum = fields.String(required=True, metadata={"description": "the policy's quorum, in words"})
+    policy = fields.String(required=True, metadata={"description": "the witness policy (C2SP tlog-policy)"})
+    interval_seconds = fields.Float(required=True)
+    timeout_seconds = fields.Float(required=True)
+    cosigned_tree_size = fields.Integer(required=True, allow_none=True)
+    behind_entries = fields.Integer(required=True, metadata={"description": "entries no cosigned checkpoint covers"})
+    behind_seconds = fields.Float(required=True, metadata={"description": "age of the oldest of them"})
+    gatherer = fields.Nested(GathererStatus, required=True, allow_none=True)
+    witnesses = fields.List(fields.Nested(WitnessStatus), required=True)
+
+
+class Status(Schema):
+    tree_size = fields.Integer(required=True)
+    witnessing = fields.Nested(
+        Witnessing, required=True, allow_none=True, metadata={"description": "null: the log has no witnesses"}
+    )

@@ -42,5 +42,9 @@ class Server(BaseApplication):
 
         from . import create_app
 
+        from .witnessing import start_gathering
+
         os.environ["LUODI_INSTANCE"] = self.instance
-        return create_app()
+        app = create_app()  # in each worker (gunicorn forks first): so is its gatherer's thread
+        start_gathering(app)
+        return app

@@ -50,6 +50,7 @@ def receipt(r: Receipt) -> dict:
         "tree_size": r.tree_size,
         "inclusion_proof": hexes(r.proof),
         "checkpoint": r.checkpoint,
+        **({} if r.cosigned is None else {"cosigned": r.cosigned}),
         "log_key": r.log_key,
         "currency": cur,
         "amount": format_amount(trace.amount, cur),

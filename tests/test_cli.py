@@ -107,7 +107,7 @@ def test_db_upgrade(tmp_path, runner):
     result = run(runner, "db", "upgrade", "--instance", str(bare))
     assert result.output.strip() == (
         "applied: 0001_initial, 0002_books, 0003_tokens_and_project_entries, 0004_books_without_rowid, "
-        "0005_intake_keys_per_charity, 0006_policy, 0007_charity_entries, 0008_token_rates"
+        "0005_intake_keys_per_charity, 0006_policy, 0007_charity_entries, 0008_token_rates, 0009_cosigned_checkpoints"
     )
     assert entry_count(bare) == 0
     assert not (bare / KEY_NAME).exists()

@@ -325,7 +325,7 @@ def test_a_registry_is_an_object_and_nothing_registers_on_import():
 
 # -- one source of the SQLite schema -----------------------------------------------------------
 
-LOG_AND_TOKEN_TABLES = {"entries", "checkpoints", "tokens", "_sqlite_migrations"}
+LOG_AND_TOKEN_TABLES = {"entries", "checkpoints", "cosigned_checkpoints", "tokens", "_sqlite_migrations"}
 
 
 @pytest.mark.sqlite_only("the tables migrations/sqlite creates")

@@ -57,6 +57,7 @@ def test_init_creates_folder_key_and_database(tmp_path):
         assert result.migrations == [
             "0001_initial", "0002_books", "0003_tokens_and_project_entries", "0004_books_without_rowid",
             "0005_intake_keys_per_charity", "0006_policy", "0007_charity_entries", "0008_token_rates",
+            "0009_cosigned_checkpoints",
         ]
         assert inst.is_dir()
         assert mode(inst) & 0o077 == 0

@@ -55,7 +55,9 @@ def test_migration_0005_gives_each_key_its_charity_and_matches_a_fresh_install(b
     path, rows, setup = before_0005
     stores = open_sqlite(path, upgrade=True)
     try:
-        assert stores.migrations_applied == [NAME, "0006_policy", "0007_charity_entries", "0008_token_rates"]
+        assert stores.migrations_applied == [
+            NAME, "0006_policy", "0007_charity_entries", "0008_token_rates", "0009_cosigned_checkpoints"
+        ]
         migrated = _rows(path, "SELECT * FROM intake_keys")
         charity_of = {d.entry.leaf_hash: d.entry.body["project"] for d in setup.donations}
         assert sorted((k, r) for _, k, r in migrated) == rows  # every key and receipt kept

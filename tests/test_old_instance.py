@@ -56,7 +56,9 @@ def test_the_old_instance_migrates_opens_verifies_and_audits(old):
     keys = _intake_keys(old / "luodi.sqlite")
     assert len(keys) == 260 and all(len(row) == 2 for row in keys)  # one key space for the instance
     # Its schema predates the intake keys scoped per charity, the policy and the charity entries' index.
-    assert upgrade_database(old) == ["0005_intake_keys_per_charity", "0006_policy", "0007_charity_entries", "0008_token_rates"]
+    assert upgrade_database(old) == [
+        "0005_intake_keys_per_charity", "0006_policy", "0007_charity_entries", "0008_token_rates", "0009_cosigned_checkpoints"
+    ]
     assert upgrade_database(old) == []
     migrated = _intake_keys(old / "luodi.sqlite")
     assert sorted((key, receipt) for _, key, receipt in migrated) == sorted(keys)  # every key kept

@@ -56,6 +56,10 @@ class Receipt:
     # in a receipt built from a writer: nothing has spent that gift yet).
     project_opening: Proven | None = None
     charity_entries: tuple[Proven, ...] = ()
+    # With witnesses (receipt_of's ``cosigned``): True when ``checkpoint`` is a cosigned
+    # checkpoint (one that met the log's witness policy), False when none covers the
+    # receipt yet and it is the log-signed one; None without witnesses.
+    cosigned: bool | None = None
 
 
 def receipt_of(
@@ -63,29 +67,39 @@ def receipt_of(
     receipt: str,
     trace_of: Callable[[str], DonationTrace],
     context_of: Callable[[str], tuple[int, list[int]]],
+    cosigned: bool = False,
 ) -> Receipt:
     """The receipt of the donation with this receipt hash, against the latest
     checkpoint; ``trace_of`` reads where the gift went from the books, and
     ``context_of(project)`` the seq of the project's opening and the seqs of its
-    charity's registration and key rotations."""
+    charity's registration and key rotations.
+
+    ``cosigned`` (the log has witnesses, docs/witnessing.md): against the latest
+    cosigned checkpoint instead, if it covers the gift, its project's opening and
+    every disbursement that spent it; else against the latest log-signed one, and
+    the receipt says so (:attr:`Receipt.cosigned`)."""
     with ledger.snapshot():
         entry = ledger.entry_by_receipt(receipt)
         if entry.kind != "donation":
             raise NotFound(f"{entry.receipt} is a {entry.kind} entry, not a donation")
         trace = trace_of(receipt)
         note, cp = ledger.latest_checkpoint_note()
-        spending = tuple(
-            Spending(d, amount, ledger.inclusion_proof(d.seq, cp.size))
-            for d, amount in ((ledger.entry_by_receipt(r), a) for r, a in trace.spent)
-        )
-        proof = ledger.inclusion_proof(entry.seq, cp.size)
+        size, witnessed = cp.size, None
+        spent = [(ledger.entry_by_receipt(r), a) for r, a in trace.spent]
         opened, charity_seqs = context_of(trace.project)
+        if cosigned:
+            found = ledger.store.cosigned_checkpoint()
+            witnessed = found is not None and found[0] > max([entry.seq, opened, *(d.seq for d, _ in spent)])
+            if witnessed:
+                size, note = found
+        spending = tuple(Spending(d, amount, ledger.inclusion_proof(d.seq, size)) for d, amount in spent)
+        proof = ledger.inclusion_proof(entry.seq, size)
         opening, *charity = (
-            Proven(ledger.entry(seq), ledger.inclusion_proof(seq, cp.size))
-            for seq in (opened, *(s for s in charity_seqs if s < cp.size))
+            Proven(ledger.entry(seq), ledger.inclusion_proof(seq, size))
+            for seq in (opened, *(s for s in charity_seqs if s < size))
         )
     return Receipt(
-        entry, cp.size, proof, note, ledger.verifier.to_string(), trace, spending, opening, tuple(charity)
+        entry, size, proof, note, ledger.verifier.to_string(), trace, spending, opening, tuple(charity), witnessed
     )
 
 

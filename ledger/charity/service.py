@@ -150,9 +150,10 @@ class CharityLedger(DonationIntake):
         spent = self.books.allocations_of(bytes.fromhex(receipt)) if found.spent else []
         return DonationTrace(receipt, found.project, found.currency, found.amount, spent, found.refunded)
 
-    def receipt(self, receipt: str) -> Receipt:
-        """Everything a donor needs to check a gift offline, in one snapshot (:mod:`.receipts`)."""
-        return receipt_of(self.ledger, receipt, self.trace, self._receipt_context)
+    def receipt(self, receipt: str, cosigned: bool = False) -> Receipt:
+        """Everything a donor needs to check a gift offline, in one snapshot (:mod:`.receipts`);
+        ``cosigned``: against the latest cosigned checkpoint that covers it, if any."""
+        return receipt_of(self.ledger, receipt, self.trace, self._receipt_context, cosigned)
 
     def _receipt_context(self, project: str) -> tuple[int, list[int]]:
         """The seq of a project's opening, and those of its charity's registration and key rotations."""

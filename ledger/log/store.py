@@ -8,7 +8,10 @@ A log store keeps two append-only collections:
   packed as :func:`ledger.log.merkle.pack_nodes` defines (empty for an even
   seq).  How a driver lays them out is its own business; it answers
   :meth:`LogStore.nodes` by ``(level, index)``;
-- signed checkpoints, ``(tree size, note)``, one per committed append.
+- signed checkpoints, ``(tree size, note)``, one per committed append;
+- cosigned checkpoints, ``(tree size, note)``: a signed checkpoint with the
+  cosignature lines of witnesses that met the log's witness policy added
+  (:mod:`ledger.log.cosigning`; C2SP tlog-cosignature), at most one per size.
 
 Reads inside :meth:`LogStore.snapshot` see one committed state, and so do the
 reads of the other stores of the same driver made in that block and thread
@@ -89,6 +92,16 @@ class LogStore(ABC):
     @abstractmethod
     def checkpoint(self, size: int | None = None) -> tuple[int, str] | None:
         """The checkpoint at ``size``, or the latest one."""
+
+    @abstractmethod
+    def add_cosigned_checkpoint(self, size: int, note: str) -> bool:
+        """Keep a cosigned checkpoint, durably: the log's note at ``size`` with
+        cosignature lines added after its own (the driver refuses anything else).
+        False, and nothing written, if one at that size is kept already."""
+
+    @abstractmethod
+    def cosigned_checkpoint(self, size: int | None = None) -> tuple[int, str] | None:
+        """The cosigned checkpoint at ``size``, or the latest (largest) one; None if none."""
 
     @abstractmethod
     def iter_entries(self, start: int = 0) -> Iterator[Row]:

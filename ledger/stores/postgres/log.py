@@ -134,6 +134,17 @@ class PostgresLogStore(LogStore):
             row = self._one("SELECT tree_size, note FROM checkpoints WHERE tree_size = %s", (size,))
         return None if row is None else (row[0], row[1])
 
+    def add_cosigned_checkpoint(self, size, note):
+        sql = "INSERT INTO cosigned_checkpoints (tree_size, note) VALUES (%s, %s) ON CONFLICT (tree_size) DO NOTHING"
+        return self.db.run_write(lambda conn: conn.execute(sql, (size, note)).rowcount == 1)
+
+    def cosigned_checkpoint(self, size=None):
+        if size is None:
+            row = self._one("SELECT tree_size, note FROM cosigned_checkpoints ORDER BY tree_size DESC LIMIT 1")
+        else:
+            row = self._one("SELECT tree_size, note FROM cosigned_checkpoints WHERE tree_size = %s", (size,))
+        return None if row is None else (row[0], row[1])
+
     def iter_entries(self, start: int = 0) -> Iterator[Row]:
         return self.db.scan(_ROWS, (start,))
 

@@ -125,6 +125,19 @@ class SQLiteLogStore(LogStore):
         row = self.db.reader().execute(sql, args).fetchone()
         return None if row is None else (row[0], row[1])
 
+    def add_cosigned_checkpoint(self, size, note):
+        with self.db.write() as conn:
+            cur = conn.execute("INSERT OR IGNORE INTO cosigned_checkpoints (tree_size, note) VALUES (?, ?)", (size, note))
+            return cur.rowcount == 1
+
+    def cosigned_checkpoint(self, size=None):
+        if size is None:
+            sql, args = "SELECT tree_size, note FROM cosigned_checkpoints ORDER BY tree_size DESC LIMIT 1", ()
+        else:
+            sql, args = "SELECT tree_size, note FROM cosigned_checkpoints WHERE tree_size = ?", (size,)
+        row = self.db.reader().execute(sql, args).fetchone()
+        return None if row is None else (row[0], row[1])
+
     def iter_entries(self, start: int = 0) -> Iterator[Row]:
         return _iter_rows(self.db.reader(), start)
 
