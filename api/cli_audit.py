@@ -4,6 +4,14 @@ file, or the operator's own instance.
 - ``--url URL --log-key VKEY [--state FILE] [--receipts N|all] [--json]``: a
   remote audit over the public API (:mod:`ledger.charity.remote_audit` over
   :class:`api.remote.HttpSource`); with ``--state`` it also runs as a monitor.
+- ``--tiles URL|DIR --log-key VKEY [--state FILE]``: the same audit from C2SP
+  tlog-tiles alone (``/checkpoint``, ``/tile/entries/…``, ``/tile/<L>/…``), served by
+  a Luodi server, any static web host or a local folder of ``luodi tiles export``
+  (:mod:`ledger.charity.tile_audit` over :mod:`api.tile_fetch`); no ``/v1`` API is
+  asked, so there are no published figures to compare.
+- ``--witness VKEY… [--quorum K]`` or ``--policy FILE`` (with ``--url`` or
+  ``--tiles``): the audited checkpoint must carry the cosignatures of a quorum
+  of witnesses (C2SP tlog-cosignature, tlog-policy; :mod:`api.cli_policy`).
 - ``--db FILE --log-key VKEY [--json]``: a copy of a database file, opened
   read-only (whole-log verification, then the books replayed and compared with
   the file's own index).
@@ -34,6 +42,7 @@ from ledger.log.note import Verifier
 from ledger.log.verify import verify_log
 
 from . import instance as inst
+from .cli_policy import load_policy, witness_options
 
 USAGE, FAILED = 2, 1
 
@@ -57,6 +66,7 @@ class _Receipts(click.ParamType):
 
 @click.command("audit")
 @click.option("--url", help="Audit the server at this URL over its public API (needs --log-key).")
+@click.option("--tiles", help="Audit from C2SP tlog-tiles alone, at this URL prefix or folder (needs --log-key).")
 @click.option("--db", "db_file", type=click.Path(dir_okay=False), help="Audit a copy of a database file, read-only (needs --log-key).")
 @click.option(
     "--instance", envvar="LUODI_INSTANCE", default="instance", show_default=True, type=click.Path(file_okay=False),
@@ -68,21 +78,27 @@ class _Receipts(click.ParamType):
               help="With --url: how many random receipts to compare with the replay, or 'all'.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report on stdout.")
 @click.option("--timeout", type=click.FloatRange(1, 3600), default=30, show_default=True,
-              help="With --url: seconds each request may take to answer.")
-def audit(url, db_file, instance, log_key, state, receipts, as_json, timeout):
+              help="With --url or --tiles: seconds each request may take to answer.")
+@witness_options
+def audit(url, tiles, db_file, instance, log_key, state, receipts, as_json, timeout, witnesses, quorum, policy_file):
     """Verify a log and recompute its books from the entries alone, trusting only the pinned key."""
-    mode = "url" if url else "db" if db_file else "instance"
+    mode = "url" if url else "tiles" if tiles else "db" if db_file else "instance"
     out = _Output(as_json, mode)
     try:
-        if url and db_file:
-            raise click.UsageError("give --url or --db, not both")
-        if mode != "url" and state:
-            raise click.UsageError("--state needs --url")
+        if sum(map(bool, (url, tiles, db_file))) > 1:
+            raise click.UsageError("give one of --url, --tiles or --db")
+        if mode not in ("url", "tiles") and state:
+            raise click.UsageError("--state needs --url or --tiles")
+        if mode not in ("url", "tiles") and (witnesses or quorum is not None or policy_file):
+            raise click.UsageError("a witness policy (--witness, --quorum, --policy) needs --url or --tiles")
         if mode != "instance" and not log_key:
             raise click.UsageError(f"--{mode} needs --log-key: the key the charity or regulator published")
         pinned = _key(log_key) if log_key else None
+        policy = load_policy(witnesses, quorum, policy_file, pinned) if pinned else None
         if mode == "url":
-            report = _remote(url, pinned, state, receipts, timeout, out)
+            report = _remote(url, pinned, state, receipts, timeout, out, policy)
+        elif mode == "tiles":
+            report = _tiles(tiles, pinned, state, timeout, out, policy)
         elif mode == "db":
             report = _local(inst.open_database_copy(db_file), pinned)
         else:
@@ -122,28 +138,51 @@ def _local(stores, pinned: Verifier | None) -> dict:
     }
 
 
-def _remote(url, pinned: Verifier, state_file, receipts, timeout, out) -> dict:
-    from .remote import HttpSource
-
-    source = HttpSource(url, timeout)
+def _saved(state_file, pinned: Verifier):
     saved = load_state(state_file, pinned) if state_file else None
     if state_file and not os.access(Path(state_file).parent, os.W_OK | os.X_OK):
         raise InvalidInput(f"cannot write the state file {state_file}: its folder is missing or not writable")
+    return saved
+
+
+def _remote(url, pinned: Verifier, state_file, receipts, timeout, out, policy) -> dict:
+    from .remote import HttpSource
+
+    source = HttpSource(url, timeout)
+    saved = _saved(state_file, pinned)
     with out.progress() as progress:
-        report = audit_remote(source, pinned, saved=saved, receipts=receipts, progress=progress)
+        report = audit_remote(source, pinned, saved=saved, receipts=receipts, progress=progress, policy=policy)
+    return _result(source.base, "url", source.requests, report, pinned, policy, state_file)
+
+
+def _tiles(location, pinned: Verifier, state_file, timeout, out, policy) -> dict:
+    from ledger.charity.tile_audit import audit_tiles
+
+    from .tile_fetch import tile_fetcher
+
+    fetch = tile_fetcher(location, timeout)
+    saved = _saved(state_file, pinned)
+    with out.progress() as progress:
+        report = audit_tiles(fetch, pinned, saved=saved, progress=progress, policy=policy)
+    return _result(fetch.base, "tiles", fetch.requests, report, pinned, policy, state_file)
+
+
+def _result(base: str, key: str, requests: int, report, pinned: Verifier, policy, state_file) -> dict:
     result = {
-        "url": source.base, "entries": report.entries, "projects": report.projects, "donations": report.donations,
+        key: base, "entries": report.entries, "projects": report.projects, "donations": report.donations,
         "disbursements": report.disbursements, "refunds": report.refunds,
         "checkpoint": {"tree_size": report.tree_size, "root": base64.b64encode(report.root).decode(),
                        "note": report.checkpoint},
         "log_key": pinned.to_string(), "receipts_checked": report.receipts_checked,
         "inclusion_proofs_checked": report.proofs_checked, "catch_ups": report.catch_ups,
-        "requests": source.requests,
+        "requests": requests,
     }
+    if policy is not None:
+        result["witnesses"] = {"cosigned": dict(sorted(report.witnesses.items())), "policy": policy.describe()}
     if state_file:
         new = report.state
         try:
-            save_state(state_file, MonitorState(new.log_key, source.base, new.size, new.root, new.checkpoint,
+            save_state(state_file, MonitorState(new.log_key, base, new.size, new.root, new.checkpoint,
                                                 new.last_receipt))
         except OSError as exc:
             raise InvalidInput(f"the audit passed, but the state file {state_file} could not be written: {exc}") from None
@@ -177,11 +216,20 @@ class _Output:
             f"{report['donations']} donations, {report['disbursements']} disbursements, {report['refunds']} refunds"
         )
         click.echo(f"checkpoint verified with the pinned key: tree size {cp['tree_size']}, root {cp['root']}")
-        if self.mode == "url":
+        if "witnesses" in report:
+            w = report["witnesses"]
+            click.echo(f"witnesses: cosigned by {', '.join(w['cosigned']) or 'none'}; the policy needs {w['policy']}")
+        if self.mode == "tiles":
+            click.echo(
+                f"tiles equal the log: every entry bundle against its level-0 tile, the root, "
+                f"{report['inclusion_proofs_checked']} inclusion proofs built from the hash tiles"
+            )
+        elif self.mode == "url":
             click.echo(
                 f"server's figures equal the replay: every project's totals, {report['receipts_checked']} receipts, "
                 f"{report['inclusion_proofs_checked']} inclusion proofs"
             )
+        if self.mode in ("url", "tiles"):
             st = report.get("state")
             if st is not None:
                 if st["from"] is None:

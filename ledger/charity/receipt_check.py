@@ -16,7 +16,10 @@ pinned key signed:
   the log recorded them at the disbursement's seq;
 - each allocation is within its disbursement, and spent + refunded +
   unspent == the gift;
-- with the donor's salt and reference, the donor commitment.
+- with the donor's salt and reference, the donor commitment;
+- with a witness policy (C2SP tlog-policy, :class:`ledger.log.policy.Policy`), that
+  the checkpoint carries the cosignatures of a quorum of its witnesses
+  (C2SP tlog-cosignature, :func:`check_witnesses`).
 
 :func:`check_tlog_proof` checks the C2SP tlog-proof form, which proves the
 donation's inclusion only.  Every failure is a :class:`ReceiptInvalid` naming
@@ -32,15 +35,16 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ..errors import InvalidInput, LuodiError, MalformedNote, ReceiptInvalid
+from ..errors import InvalidInput, LuodiError, MalformedNote, QuorumNotMet, ReceiptInvalid, SignatureError
 from ..log.canonical import canonical_bytes
 from ..log.checkpoint import Checkpoint, open_checkpoint
 from ..log.entry import Entry, parse_entry
 from ..log.fields import is_hex64
 from ..log.merkle import verify_inclusion
 from ..log.note import Verifier
+from ..log.policy import Policy
 from ..log.tlog_proof import parse_tlog_proof
 from .books import check_signers, verify_signatures
 from .commitments import donor_commitment
@@ -74,6 +78,8 @@ class CheckedReceipt:
     inclusion_only: bool = False
     donor_checked: bool = False
     charity: str | None = None
+    checkpoint: str = ""  # the signed note the proofs were checked against
+    witnesses: dict[str, int] = field(default_factory=dict)  # policy witness -> cosignature time
 
 
 @contextmanager
@@ -205,18 +211,42 @@ def _amount(doc: dict, name: str, currency: str) -> int:
     return _decimal(doc.get(name), currency, name)
 
 
+def check_witnesses(note, verifier: Verifier, policy: Policy | None) -> dict[str, int]:
+    """The witnesses of ``policy`` that cosigned the checkpoint ``note`` (already verified with
+    the pinned ``verifier``), each with its cosignature's timestamp; :class:`QuorumNotMet` (its
+    ``part`` is ``witnesses``) when they do not meet the policy's quorum, saying which cosigned
+    and what the policy needs.  A known witness's line that does not verify, or a note that is
+    not one, is a :class:`ReceiptInvalid` of part ``witnesses``.  ``policy`` None: no check.
+
+    One implementation: :meth:`ledger.log.policy.Policy.check` (C2SP tlog-policy; the
+    cosignatures are C2SP tlog-cosignature's ``cosignature/v1``)."""
+    if policy is None:
+        return {}
+    try:
+        _, cosigned = policy.check(note, verifier)
+    except QuorumNotMet as exc:
+        exc.part = "witnesses"
+        raise
+    except (SignatureError, MalformedNote) as exc:
+        raise ReceiptInvalid("witnesses", f"the checkpoint's cosignatures do not verify: {exc.detail}") from exc
+    return cosigned
+
+
 def check_receipt(
-    doc, log_key: str | Verifier, *, salt: str | None = None, donor_ref: str | None = None
+    doc, log_key: str | Verifier, *, salt: str | None = None, donor_ref: str | None = None,
+    policy: Policy | None = None,
 ) -> CheckedReceipt:
     """Check a JSON receipt against the pinned ``log_key``; :class:`ReceiptInvalid` names what failed.
 
     A malformed ``log_key`` is :class:`~ledger.errors.MalformedNote`, and a salt that is not
     hex (or a salt without a donor reference) :class:`~ledger.errors.InvalidInput`: the
-    caller's input, not the receipt's."""
+    caller's input, not the receipt's.  With ``policy``, the receipt's checkpoint must meet
+    its quorum (:func:`check_witnesses`)."""
     verifier = _verifier(log_key)
     _donor_args(salt, donor_ref)
     _need(type(doc) is dict, "receipt", "must be a JSON object")
     cp = _checkpoint(doc, verifier)
+    witnesses = check_witnesses(doc["checkpoint"], verifier, policy)
     gift = _entry(doc.get("entry"), "entry", "donation")
     _included(gift, doc.get("leaf_index"), doc.get("inclusion_proof"), cp, "")
     body = gift.body
@@ -258,11 +288,13 @@ def check_receipt(
     _need(spent + refunded + unspent == amount, "amounts", "spent + refunded + unspent is not the gift")
     done = _donor(gift, salt, donor_ref)
     return CheckedReceipt(gift, cp.size, cp.root, currency, amount, spent, refunded, unspent,
-                          tuple(checked), donor_checked=done, charity=charity)
+                          tuple(checked), donor_checked=done, charity=charity, checkpoint=doc["checkpoint"],
+                          witnesses=witnesses)
 
 
 def check_tlog_proof(
-    text: str | bytes, log_key: str | Verifier, *, salt: str | None = None, donor_ref: str | None = None
+    text: str | bytes, log_key: str | Verifier, *, salt: str | None = None, donor_ref: str | None = None,
+    policy: Policy | None = None,
 ) -> CheckedReceipt:
     """Check the C2SP tlog-proof form of a receipt: its extra data is a donation entry whose
     seq is the index, included in the tree of a checkpoint signed by ``log_key``.  It
@@ -280,12 +312,13 @@ def check_tlog_proof(
     _need(proof.index == gift.seq, "index", f"is not the entry's seq {gift.seq}")
     with _part("checkpoint"):
         cp = open_checkpoint(proof.checkpoint, verifier)
+    witnesses = check_witnesses(proof.checkpoint, verifier, policy)
     with _part("inclusion_proof"):
         verify_inclusion(gift.leaf_hash, proof.index, cp.size, list(proof.proof), cp.root)
     done = _donor(gift, salt, donor_ref)
     body = gift.body
     return CheckedReceipt(gift, cp.size, cp.root, body["currency"], body["amount"], None, None, None,
-                          inclusion_only=True, donor_checked=done)
+                          inclusion_only=True, donor_checked=done, checkpoint=proof.checkpoint, witnesses=witnesses)
 
 
 def _donor_args(salt, donor_ref) -> None:

@@ -3,7 +3,9 @@
 :func:`audit_remote` reads a :class:`Source` (the HTTP one is ``api.remote``)
 and:
 
-1. verifies the server's latest checkpoint with the pinned key and pins its size;
+1. verifies the server's latest checkpoint with the pinned key and pins its size; with
+   a witness policy (C2SP tlog-policy), checks that a quorum of its witnesses
+   cosigned that checkpoint (:func:`ledger.charity.receipt_check.check_witnesses`);
 2. streams the log up to exactly that size through a
    :class:`ledger.log.follow.Follower` (every entry's bytes, hash, link, time and
    kind rules; the genesis names the pinned key), and checks that the checkpoint
@@ -48,12 +50,13 @@ from ..log.entry import Entry
 from ..log.follow import Follower
 from ..log.merkle import verify_inclusion
 from ..log.monitor import MonitorState
+from ..log.policy import Policy
 from .allocation import trace_fifo
 from .books import Books, verify_signed
 from .kinds import registry
 from .memory import MemoryBooks
 from .published import compare_projects, compare_receipt, hashes, obj
-from .receipt_check import check_receipt
+from .receipt_check import check_receipt, check_witnesses
 
 DEFAULT_SAMPLE = 100
 PROGRESS_EVERY = 4096
@@ -91,6 +94,7 @@ class RemoteReport:
     state_from: int | None = None  # the saved tree size, if a state was given
     state: MonitorState | None = None
     kinds: dict[str, int] = field(default_factory=dict)
+    witnesses: dict[str, int] = field(default_factory=dict)  # policy witness -> cosignature time
 
 
 class Sample:
@@ -134,8 +138,10 @@ class RemoteAudit:
         proofs: int = DEFAULT_SAMPLE,
         rng: random.Random | None = None,
         progress: Callable[[int, int], None] | None = None,
+        policy: Policy | None = None,
     ):
         self.source = source
+        self.policy = policy
         self.follower = Follower(registry(), log_key)
         self.saved = saved
         self.mem = MemoryBooks()
@@ -215,6 +221,7 @@ class RemoteAudit:
         between them, at the tree sizes the server's answers name."""
         note = self.source.checkpoint()
         pinned = self.follower.open_checkpoint(note)
+        self._pin(note, pinned)
         saved = self.saved
         if saved is not None:
             saved.check_grown(pinned.size)
@@ -223,21 +230,41 @@ class RemoteAudit:
         yield from self._export(pinned.size)
         self.cp, self.note = self.follower.check_checkpoint(note), note
         if saved is not None and pinned.size > saved.size:
-            self._check_consistency(saved, pinned)
+            saved.check_consistency(pinned.size, pinned.root, self._consistency(saved.size, pinned.size))
+        yield from self._compare_published()
+        self._check_inclusions()
+
+    def _pin(self, note, cp: Checkpoint) -> None:
+        """The audited checkpoint (verified with the pinned key) meets the witness policy
+        (C2SP tlog-policy), if one was given."""
+        self.report.witnesses = check_witnesses(note, self.follower.verifier, self.policy)
+
+    def _consistency(self, first: int, second: int) -> list[bytes]:
+        """The server's RFC 9162 consistency proof from ``first`` to ``second`` (unverified)."""
+        doc = obj(self.source.consistency(first, second), "the consistency proof answer")
+        if doc.get("first") != first or doc.get("second") != second:
+            raise Misreported(
+                f"asked for the consistency proof from {first} to {second}, the server answered "
+                f"from {doc.get('first')!r} to {doc.get('second')!r}"
+            )
+        return hashes(doc.get("consistency"), f"consistency proof from {first} to {second}")
+
+    def _inclusion(self, seq: int, receipt: str, size: int, what: str) -> list[bytes]:
+        """The server's inclusion proof of entry ``seq`` at ``size`` (unverified)."""
+        doc = obj(self.source.inclusion(receipt, size), what)
+        if doc.get("leaf_index") != seq or doc.get("tree_size") != size:
+            raise Misreported(
+                f"{what}: the server answered for leaf_index {doc.get('leaf_index')!r} "
+                f"and tree_size {doc.get('tree_size')!r}, not {seq} and {size}",
+                seq=seq, part="inclusion",
+            )
+        return hashes(doc.get("audit_path"), what)
+
+    def _compare_published(self) -> Iterator[Entry]:
+        """What the server publishes beside the log (its projects, sampled receipts) equals the replay."""
         yield from self._compare_projects()
         for receipt in sorted(self.donations.items):  # sorted: no order leaks from the sample
             yield from self._compare_receipt(receipt)
-        self._check_inclusions()
-
-    def _check_consistency(self, saved: MonitorState, cp: Checkpoint) -> None:
-        doc = obj(self.source.consistency(saved.size, cp.size), "the consistency proof answer")
-        if doc.get("first") != saved.size or doc.get("second") != cp.size:
-            raise Misreported(
-                f"asked for the consistency proof from {saved.size} to {cp.size}, the server answered "
-                f"from {doc.get('first')!r} to {doc.get('second')!r}"
-            )
-        proof = hashes(doc.get("consistency"), f"consistency proof from {saved.size} to {cp.size}")
-        saved.check_consistency(cp.size, cp.root, proof)
 
     def _compare_projects(self) -> Iterator[Entry]:
         doc = obj(self.source.projects(), "the /v1/projects answer")
@@ -272,14 +299,7 @@ class RemoteAudit:
         for seq, key in sorted(self.entries_sample.items):
             receipt = key.hex()
             what = f"inclusion proof of seq {seq} (receipt {receipt})"
-            doc = obj(self.source.inclusion(receipt, size), what)
-            if doc.get("leaf_index") != seq or doc.get("tree_size") != size:
-                raise Misreported(
-                    f"{what}: the server answered for leaf_index {doc.get('leaf_index')!r} "
-                    f"and tree_size {doc.get('tree_size')!r}, not {seq} and {size}",
-                    seq=seq, part="inclusion",
-                )
-            path = hashes(doc.get("audit_path"), what)
+            path = self._inclusion(seq, receipt, size, what)
             try:
                 verify_inclusion(key, seq, size, path, root)
             except ProofError as exc:
