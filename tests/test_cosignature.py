@@ -1,7 +1,5 @@
-"""ledger/log/cosignature.py and add_checkpoint.py against the C2SP spec texts, byte for byte.
-
-The vectors below are copied from tlog-cosignature.md and tlog-witness.md
-(C2SP/C2SP at 5ba5ee8), not produced by our code."""
+"""ledger/log/cosignature.py and add_checkpoint.py against the C2SP spec texts, byte for byte
+(the vectors, copied from the specs, are in tests/c2sp_spec.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +8,7 @@ import hashlib
 import struct
 
 import pytest
+from c2sp_spec import SPEC_COSIGNED, SPEC_MESSAGE, SPEC_REQUEST
 
 from ledger.errors import MalformedNote, SignatureError
 from ledger.log.add_checkpoint import (
@@ -21,40 +20,6 @@ from ledger.log.cosignature import (
     verify_cosignatures,
 )
 from ledger.log.note import Signer, Verifier, parse_note
-
-# tlog-cosignature.md, "Format": a checkpoint cosigned by witness.example.com/w1.
-SPEC_COSIGNED = (
-    "example.com/behind-the-sofa\n"
-    "20852163\n"
-    "CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
-    "\n"
-    "\u2014 example.com/behind-the-sofa Az3grlgtzPICa5OS8npVmf1Myq/5IZniMp+ZJurmRDeOoRDe4URYN7u5/Zhcyv2q1gGzGku9nTo+zyWE+xeMcTOAYQ8=\n"
-    "\u2014 witness.example.com/w1 jWbPPwAAAABkGFDLEZMHwSRaJNiIDoe9DYn/zXcrtPHeolMI5OWXEhZCB9dlrDJsX3b2oyin1nPZqhf5nNo0xUe+mbIUBkBIfZ+qnA==\n"
-)
-# tlog-cosignature.md, "Ed25519 signed message".
-SPEC_MESSAGE = (
-    b"cosignature/v1\n"
-    b"time 1679315147\n"
-    b"example.com/behind-the-sofa\n"
-    b"20852163\n"
-    b"CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
-)
-# tlog-witness.md, "add-checkpoint": the example request body.
-SPEC_REQUEST = (
-    "old 20852014\n"
-    "PlRNCrwHpqhGrupue0L7gxbjbMiKA9temvuZZDDpkaw=\n"
-    "jrJZDmY8Y7SyJE0MWLpLozkIVMSMZcD5kvuKxPC3swk=\n"
-    "5+pKlUdi2LeF/BcMHBn+Ku6yhPGNCswZZD1X/6QgPd8=\n"
-    "/6WVhPs2CwSsb5rYBH5cjHV/wSmA79abXAwhXw3Kj/0=\n"
-    "\n"
-    "example.com/behind-the-sofa\n"
-    "20852163\n"
-    "CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
-    "\n"
-    "\u2014 example.com/behind-the-sofa Az3grlgtzPICa5OS8npVmf1Myq/5IZniMp+ZJurmRDeOoRDe4URYN7u5/Zhcyv2q1gGzGku9nTo+zyWE+xeMcTOAYQ8=\n"
-    "\u2014 example.com/behind-the-sofa opLqBQsREYCgu6xQkYQwJr9fo45a62DN9EdmHXnZdXNqlcVGlCum2Wks+49/V6267UEjw6QUXTS5Rovnzv++qbSzm9Q=\n"
-).encode()
-
 
 def test_the_spec_cosignature_line_is_key_id_then_big_endian_timestamp_then_64_bytes():
     note = parse_note(SPEC_COSIGNED)

@@ -16,6 +16,7 @@ import threading
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from c2sp_spec import SPEC_LINE, SPEC_MESSAGE, SPEC_REQUEST, SPEC_TEXT
 from witness_helpers import ToyLog, bad_signature
 
 from ledger.errors import (
@@ -76,25 +77,7 @@ def decode(line: str) -> tuple[bytes, int, bytes]:
 
 # -- the spec's own bytes ------------------------------------------------------------------------
 
-# tlog-witness.md, "add-checkpoint": the example request (C2SP/C2SP, copied from the spec text).
-SPEC_REQUEST = (
-    "old 20852014\n"
-    "PlRNCrwHpqhGrupue0L7gxbjbMiKA9temvuZZDDpkaw=\n"
-    "jrJZDmY8Y7SyJE0MWLpLozkIVMSMZcD5kvuKxPC3swk=\n"
-    "5+pKlUdi2LeF/BcMHBn+Ku6yhPGNCswZZD1X/6QgPd8=\n"
-    "/6WVhPs2CwSsb5rYBH5cjHV/wSmA79abXAwhXw3Kj/0=\n"
-    "\n"
-    "example.com/behind-the-sofa\n"
-    "20852163\n"
-    "CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
-    "\n"
-    "\u2014 example.com/behind-the-sofa Az3grlgtzPICa5OS8npVmf1Myq/5IZniMp+ZJurmRDeOoRDe4URYN7u5/Zhcyv2q1gGzGku9nTo+zyWE+xeMcTOAYQ8=\n"
-    "\u2014 example.com/behind-the-sofa opLqBQsREYCgu6xQkYQwJr9fo45a62DN9EdmHXnZdXNqlcVGlCum2Wks+49/V6267UEjw6QUXTS5Rovnzv++qbSzm9Q=\n"
-).encode()
-SPEC_TEXT = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
-# tlog-cosignature.md, "Ed25519 signed message", and the example cosignature line of "Format".
-SPEC_MESSAGE = b"cosignature/v1\ntime 1679315147\n" + SPEC_TEXT.encode()
-SPEC_LINE = "\u2014 witness.example.com/w1 jWbPPwAAAABkGFDLEZMHwSRaJNiIDoe9DYn/zXcrtPHeolMI5OWXEhZCB9dlrDJsX3b2oyin1nPZqhf5nNo0xUe+mbIUBkBIfZ+qnA==\n"
+# The spec's own bytes: tests/c2sp_spec.py.
 
 
 def test_the_spec_request_parses_to_its_parts_and_formats_back_byte_for_byte():

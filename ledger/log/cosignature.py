@@ -196,14 +196,15 @@ def merge_signatures(note: str, lines: str) -> str:
     the checkpoint.  The lines are parsed (not verified) first, so that a
     malformed answer cannot make a malformed note."""
     parsed = parse_note(note)
+    if not lines:
+        return note
+    parse_note(parsed.text + "\n" + lines)  # the lines' syntax, by the one signed-note parser
     have = set(note[len(parsed.text) + 1 :].splitlines())
-    extra = parse_note(parsed.text + "\n" + lines) if lines else None
-    out = note
-    for line in (lines.splitlines() if extra else []):
+    for line in lines.splitlines():
         if line not in have:
-            out += line + "\n"
+            note += line + "\n"
             have.add(line)
-    return out
+    return note
 
 
 def parse_vkey(text: str) -> Verifier | CosignatureVerifier:
